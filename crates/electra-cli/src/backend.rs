@@ -1,0 +1,33 @@
+//! The compute backend, chosen at build time by a Cargo feature. Only the binary picks one.
+
+#[cfg(feature = "flex")]
+pub type Backend = burn::backend::Flex;
+#[cfg(all(feature = "ndarray", not(feature = "flex")))]
+pub type Backend = burn::backend::NdArray;
+#[cfg(all(feature = "wgpu", not(any(feature = "flex", feature = "ndarray"))))]
+pub type Backend = burn::backend::Wgpu;
+#[cfg(all(feature = "cuda", not(any(feature = "flex", feature = "ndarray", feature = "wgpu"))))]
+pub type Backend = burn::backend::Cuda;
+
+#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")))]
+compile_error!("enable one backend feature: flex, ndarray, wgpu or cuda");
+
+/// The backend with automatic differentiation, for training.
+#[allow(dead_code)]
+pub type AutodiffBackend = burn::backend::Autodiff<Backend>;
+
+/// The backend's name, for logs and summaries.
+pub const NAME: &str = if cfg!(feature = "flex") {
+    "flex"
+} else if cfg!(feature = "ndarray") {
+    "ndarray"
+} else if cfg!(feature = "wgpu") {
+    "wgpu"
+} else {
+    "cuda"
+};
+
+/// The default device of the backend.
+pub fn device() -> <Backend as burn::tensor::backend::Backend>::Device {
+    Default::default()
+}

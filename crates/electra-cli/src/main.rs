@@ -1,0 +1,70 @@
+//! `electra`: pre-training, fine-tuning and inference for ELECTRA models.
+
+mod backend;
+mod infer;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "electra", version, about = "ELECTRA pre-training, fine-tuning and inference")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Per token: the discriminator's logit and probability that it was replaced.
+    Score {
+        #[command(flatten)]
+        common: infer::Common,
+    },
+    /// The generator's top-k tokens at every [MASK] of each line.
+    FillMask {
+        #[command(flatten)]
+        common: infer::Common,
+        /// Number of predictions per mask.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+    },
+    /// One vector per line from the final hidden states.
+    Embed {
+        #[command(flatten)]
+        common: infer::Common,
+        /// Pooling of the hidden states.
+        #[arg(long, value_enum, default_value = "cls")]
+        pooling: infer::Pooling,
+        /// Scale each vector to unit L2 norm.
+        #[arg(long)]
+        normalize: bool,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    tracing::debug!(backend = backend::NAME, "starting");
+    match cli.command {
+        Command::Score { common } => infer::score(&common),
+        Command::FillMask { common, top_k } => infer::fill_mask(&common, top_k),
+        Command::Embed { common, pooling, normalize } => infer::embed(&common, pooling, normalize),
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

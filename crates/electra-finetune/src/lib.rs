@@ -1,0 +1,1 @@
+//! electra-finetune
