@@ -28,6 +28,6 @@ pub const NAME: &str = if cfg!(feature = "flex") {
 };
 
 /// The default device of the backend.
-pub fn device() -> <Backend as burn::tensor::backend::Backend>::Device {
+pub fn device() -> <Backend as burn::tensor::backend::BackendTypes>::Device {
     Default::default()
 }

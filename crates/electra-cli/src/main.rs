@@ -3,6 +3,7 @@
 mod backend;
 mod infer;
 mod input;
+mod pretrain;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Pre-train an ELECTRA model (prepares the corpus on first use).
+    Pretrain(pretrain::PretrainArgs),
+    /// Tokenise and pack a corpus into pre-training shards.
+    Prepare(pretrain::PrepareArgs),
     /// Per token: the discriminator's logit and probability that it was replaced.
     Score {
         #[command(flatten)]
@@ -52,6 +57,8 @@ fn init_logging() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::debug!(backend = backend::NAME, "starting");
     match cli.command {
+        Command::Pretrain(args) => pretrain::pretrain(&args),
+        Command::Prepare(args) => pretrain::prepare(&args).map(|_| ()),
         Command::Score { common } => infer::score(&common),
         Command::FillMask { common, top_k } => infer::fill_mask(&common, top_k),
         Command::Embed { common, pooling, normalize } => infer::embed(&common, pooling, normalize),

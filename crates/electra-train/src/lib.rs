@@ -1,1 +1,23 @@
-//! electra-train
+//! ELECTRA pre-training: the losses, the reference optimiser and schedule, global-norm
+//! clipping, the training loop with exact resume, evaluation and the metrics file.
+//!
+//! Architecture invariant: every random draw of step `t` is seeded from `(seed, t)`, so a run's
+//! trajectory depends only on its config and data, not on where it was interrupted.
+
+pub mod config;
+pub mod data;
+mod error;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod trainer;
+
+pub use config::{ModelSpec, Objective, PretrainConfig};
+pub use error::{Error, Result};
+pub use metrics::{EvalMetrics, StepMetrics};
+pub use trainer::{NoProgress, Progress, RunPaths, Summary, pretrain};
+
+pub(crate) fn hf_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    Ok(electra_model::hf::write_atomic(path, bytes)?)
+}

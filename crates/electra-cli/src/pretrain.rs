@@ -1,0 +1,242 @@
+//! `electra prepare` and `electra pretrain`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail};
+use electra_tokenizer::{Manifest, PrepareConfig, PrepareProgress, ShardInfo, Split, WordPieceTokenizer};
+use electra_train::{EvalMetrics, ModelSpec, PretrainConfig, Progress, RunPaths, StepMetrics};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::{self, AutodiffBackend};
+
+/// The default corpus and vocabulary shipped in `datasets/`.
+pub const DEFAULT_CORPUS: &str = "datasets/corpus";
+/// The BERT uncased vocabulary shipped in `datasets/`.
+pub const DEFAULT_VOCAB: &str = "datasets/vocab/vocab.txt";
+
+/// Options of `electra prepare`.
+#[derive(Debug, clap::Args)]
+pub struct PrepareArgs {
+    /// Corpus files, directories or globs (.txt, .jsonl with a `text` field; .gz/.zst).
+    #[arg(long, num_args = 1.., default_value = DEFAULT_CORPUS)]
+    pub corpus: Vec<PathBuf>,
+    /// vocab.txt, tokenizer.json or a model directory.
+    #[arg(long, default_value = DEFAULT_VOCAB)]
+    pub vocab: PathBuf,
+    /// Output directory for the shards and manifest.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Maximum example length in tokens.
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+    /// Fraction of documents held out for validation.
+    #[arg(long, default_value_t = 0.01)]
+    pub validation_fraction: f64,
+    /// Packing seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fail on the first invalid line instead of skipping and counting it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+struct PrepareBar {
+    bar: ProgressBar,
+    examples: AtomicU64,
+}
+
+impl PrepareProgress for PrepareBar {
+    fn on_start(&self, total_bytes: u64) {
+        self.bar.set_length(total_bytes);
+    }
+    fn on_bytes(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn on_examples(&self, _split: Split, examples: u64) {
+        let n = self.examples.fetch_add(examples, Ordering::Relaxed) + examples;
+        let secs = self.bar.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!("{n} examples ({:.0}/s)", n as f64 / secs));
+    }
+    fn on_shard(&self, shard: &ShardInfo) {
+        tracing::debug!(file = %shard.ids_file, examples = shard.examples, "shard written");
+    }
+}
+
+/// Prepares shards, showing bytes/s, examples/s and an ETA.
+pub fn prepare(args: &PrepareArgs) -> Result<Manifest> {
+    for c in &args.corpus {
+        if !c.exists() && !c.to_string_lossy().contains(['*', '?', '[']) {
+            bail!("corpus not found: {} (run from the repository root or pass --corpus)", c.display());
+        }
+    }
+    let mut config = PrepareConfig::new(args.corpus.clone(), &args.vocab, &args.out);
+    config.max_seq_len = args.max_seq_len;
+    config.validation_fraction = args.validation_fraction;
+    config.seed = args.seed;
+    config.strict = args.strict;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("prepare {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = PrepareBar { bar, examples: AtomicU64::new(0) };
+    let manifest = electra_tokenizer::prepare(&config, &progress).context("preparing the corpus")?;
+    progress.bar.finish_and_clear();
+    eprintln!(
+        "prepared {} training and {} validation examples in {}",
+        manifest.train.examples,
+        manifest.validation.examples,
+        args.out.display()
+    );
+    Ok(manifest)
+}
+
+/// Options of `electra pretrain`.
+#[derive(Debug, clap::Args)]
+pub struct PretrainArgs {
+    /// A JSON training config (see configs/). Without it: the quick 4-layer CPU run.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Corpus to prepare when --data has no manifest.json yet.
+    #[arg(long, num_args = 1.., default_value = DEFAULT_CORPUS)]
+    pub corpus: Vec<PathBuf>,
+    /// vocab.txt or tokenizer.json.
+    #[arg(long, default_value = DEFAULT_VOCAB)]
+    pub vocab: PathBuf,
+    /// Prepared shards (made from --corpus on first use). Default: OUT/data.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run directory.
+    #[arg(long, default_value = "runs/pretrain")]
+    pub out: PathBuf,
+    /// Continue from the newest checkpoint in OUT/checkpoints.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override the number of steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+}
+
+/// The no-argument run: a 4-layer, hidden-128 ELECTRA on the shipped corpus, sized to finish
+/// in about ten minutes on two CPU cores.
+pub fn quick_config() -> PretrainConfig {
+    PretrainConfig {
+        model: ModelSpec::Preset("tiny".into()),
+        batch_size: 32,
+        steps: 400,
+        learning_rate: 1e-3,
+        warmup_steps: 40,
+        log_every: 5,
+        eval_every: 100,
+        eval_batches: 4,
+        checkpoint_every: 100,
+        keep_checkpoints: 2,
+        ..PretrainConfig::default()
+    }
+}
+
+struct TrainBar {
+    bar: ProgressBar,
+}
+
+impl Progress for TrainBar {
+    fn on_start(&mut self, start: u64, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(start);
+        self.bar.reset_eta();
+    }
+    fn on_step(&mut self, m: &StepMetrics) {
+        self.bar.set_position(m.step);
+        self.bar.set_message(format!(
+            "gen {:.3} disc {:.4} gen-acc {:.3} disc-acc {:.3} {:.0} tok/s",
+            m.mlm_loss, m.disc_loss, m.gen_accuracy, m.disc_accuracy, m.tokens_per_sec
+        ));
+    }
+    fn on_eval(&mut self, e: &EvalMetrics) {
+        self.bar.println(format!(
+            "eval @ {}: gen loss {:.3}, gen acc {:.3} (unigram {:.3}), disc AUC {:.3}, acc {:.3}, P {:.3} R {:.3}, replaced {:.3}",
+            e.step, e.mlm_loss, e.gen_accuracy, e.unigram_accuracy, e.auc, e.disc_accuracy, e.precision, e.recall, e.replaced_fraction
+        ));
+    }
+    fn on_checkpoint(&mut self, step: u64, dir: &Path) {
+        tracing::debug!(step, dir = %dir.display(), "checkpoint");
+    }
+}
+
+/// Pre-trains (preparing the data on first use) and prints a summary.
+pub fn pretrain(args: &PretrainArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => PretrainConfig::from_file(path)?,
+        None => quick_config(),
+    };
+    if let Some(steps) = args.steps {
+        config.steps = steps;
+    }
+    config.validate()?;
+    if !args.vocab.exists() {
+        bail!("vocabulary not found: {} (run from the repository root or pass --vocab)", args.vocab.display());
+    }
+    let tokenizer = WordPieceTokenizer::from_path(&args.vocab)
+        .with_context(|| format!("cannot load the vocabulary {}", args.vocab.display()))?;
+    let data = args.data.clone().unwrap_or_else(|| args.out.join("data"));
+    if !data.join("manifest.json").is_file() {
+        eprintln!("preparing {} into {} (first use)", join(&args.corpus), data.display());
+        prepare(&PrepareArgs {
+            corpus: args.corpus.clone(),
+            vocab: args.vocab.clone(),
+            out: data.clone(),
+            max_seq_len: config.max_seq_len,
+            validation_fraction: 0.02,
+            seed: 0,
+            strict: false,
+        })?;
+    }
+    let networks = config.networks(tokenizer.vocab_size())?;
+    eprintln!(
+        "pre-training on {} ({}): discriminator {} layers x {}, generator x {}, {} steps of {} x {} tokens",
+        backend::NAME,
+        data.display(),
+        networks.discriminator.num_hidden_layers,
+        networks.discriminator.hidden_size,
+        networks.generator.hidden_size,
+        config.steps,
+        config.batch_size,
+        config.max_seq_len
+    );
+    let bar = ProgressBar::new(config.steps).with_style(
+        ProgressStyle::with_template("{spinner} step {pos}/{len} {bar:25} {elapsed_precise} ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = TrainBar { bar };
+    let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };
+    let summary = electra_train::pretrain::<AutodiffBackend>(
+        &config,
+        &tokenizer,
+        &paths,
+        args.resume,
+        &backend::device(),
+        &mut progress,
+    )?;
+    progress.bar.finish_and_clear();
+    println!("\n== pre-training summary ==");
+    println!("steps            {} ({} in this run, {:.0} s)", summary.steps, summary.steps_this_run, summary.seconds);
+    if let Some(e) = &summary.eval {
+        println!("generator        MLM accuracy {:.3} (unigram baseline {:.3}), loss {:.3}", e.gen_accuracy, e.unigram_accuracy, e.mlm_loss);
+        println!(
+            "discriminator    AUC {:.3}, accuracy {:.3}, precision {:.3}, recall {:.3}, loss {:.4}",
+            e.auc, e.disc_accuracy, e.precision, e.recall, e.disc_loss
+        );
+        println!("replaced tokens  {:.3} of real tokens ({} validation examples)", e.replaced_fraction, e.examples);
+    }
+    if let Some(d) = &summary.discriminator_dir {
+        println!("discriminator -> {}", d.display());
+    }
+    println!("generator     -> {}", summary.generator_dir.display());
+    println!("metrics       -> {}", summary.metrics.display());
+    println!("curves        -> {}", summary.plot.display());
+    Ok(())
+}
+
+fn join(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}

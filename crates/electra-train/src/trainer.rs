@@ -1,0 +1,560 @@
+//! The pre-training loop.
+//!
+//! One optimiser step: for each micro-batch, mask (host, seeded by the step), run the generator
+//! on the masked input, compute the MLM loss at the chosen positions only, sample replacements
+//! (Gumbel-max, no gradient), run the discriminator on the corrupted input, add
+//! `disc_weight x` its loss, backpropagate and accumulate; then clip the global gradient norm and
+//! apply the reference Adam. Every random draw of step `t` (masking, sampling, dropout) is seeded
+//! from `(seed, t)` and the data position is `t x batch_size`, so a run resumed from a checkpoint
+//! continues exactly as the uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::TensorData;
+use burn::tensor::backend::AutodiffBackend;
+use electra_corrupt::{Masker, MaskingConfig, Scheme, SpecialIds, ids_from_tensor, replace_tokens, sample_tokens};
+use electra_model::{ElectraPreTraining, PreTrainingConfig, hf};
+use electra_tokenizer::{ShardReader, Split, WordPieceTokenizer};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Objective, PretrainConfig};
+use crate::data::{Batches, HostBatch};
+use crate::loss::{disc_loss, mlm_loss};
+use crate::metrics::{EvalMetrics, StepMetrics, auc};
+use crate::optim::{ElectraAdam, clip_global_norm};
+use crate::{Error, Result};
+
+/// Receives progress; the binary implements it with a progress bar.
+pub trait Progress {
+    /// The run starts at `start` of `total` steps.
+    fn on_start(&mut self, _start: u64, _total: u64) {}
+    /// A step finished.
+    fn on_step(&mut self, _metrics: &StepMetrics) {}
+    /// An evaluation finished.
+    fn on_eval(&mut self, _metrics: &EvalMetrics) {}
+    /// A checkpoint was written.
+    fn on_checkpoint(&mut self, _step: u64, _dir: &Path) {}
+    /// Polled before every step: `true` writes a checkpoint and stops.
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Where a run reads and writes.
+#[derive(Debug, Clone)]
+pub struct RunPaths {
+    /// Prepared shards (`manifest.json`).
+    pub data_dir: PathBuf,
+    /// Run directory: `config.json`, `metrics.jsonl`, `curves.svg`, `checkpoints/`,
+    /// `discriminator/`, `generator/`.
+    pub out_dir: PathBuf,
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Steps done in total.
+    pub steps: u64,
+    /// Steps done by this invocation.
+    pub steps_this_run: u64,
+    /// Wall time of this invocation.
+    pub seconds: f64,
+    /// The last evaluation.
+    pub eval: Option<EvalMetrics>,
+    /// The exported discriminator (HuggingFace layout).
+    pub discriminator_dir: Option<PathBuf>,
+    /// The exported generator (HuggingFace layout).
+    pub generator_dir: PathBuf,
+    /// The metrics file.
+    pub metrics: PathBuf,
+    /// The plot of the curves.
+    pub plot: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    step: u64,
+    format: u32,
+}
+
+const CHECKPOINT_FORMAT: u32 = 1;
+const STEP_SEED_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The per-step seed of every random draw.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    seed ^ (step.wrapping_add(1)).wrapping_mul(STEP_SEED_MIX)
+}
+
+/// The outcome of one forward pass on a micro-batch.
+pub(crate) struct Forward<B: Backend> {
+    pub mlm: Tensor<B, 1>,
+    pub disc: Option<Tensor<B, 1>>,
+    pub predictions: usize,
+    pub gen_correct: usize,
+    pub real_tokens: usize,
+    pub replaced: usize,
+    pub disc_correct: usize,
+    /// Discriminator probabilities and labels over real tokens (evaluation only).
+    pub scored: Vec<(f32, bool)>,
+    /// Targets, for the unigram baseline (evaluation only).
+    pub targets: Vec<u32>,
+}
+
+fn ints<B: Backend, const D: usize>(values: &[u32], shape: [usize; D], device: &B::Device) -> Tensor<B, D, Int> {
+    Tensor::from_data(TensorData::new(values.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), shape), device)
+}
+
+fn floats<B: Backend, const D: usize>(values: &[u32], shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape), device)
+}
+
+fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+}
+
+/// One forward pass: masking, generator, sampling, discriminator, losses.
+pub(crate) fn forward<B: Backend>(
+    model: &ElectraPreTraining<B>,
+    batch: &HostBatch,
+    masker: &Masker,
+    objective: Objective,
+    temperature: f64,
+    rng: &mut ChaCha8Rng,
+    collect: bool,
+) -> Result<Forward<B>> {
+    let device = model.embeddings.word_table().device();
+    let (b, s) = (batch.batch, batch.seq);
+    let masked = masker.mask(&batch.input_ids, &batch.attention_mask, b, s, rng)?;
+    let types = ints::<B, 2>(&batch.token_type_ids, [b, s], &device);
+    let mask = ints::<B, 2>(&batch.attention_mask, [b, s], &device);
+    let n = masked.positions.len();
+    let hidden = model.generator_hidden(ints(&masked.input_ids, [b, s], &device), types.clone(), mask.clone());
+    let positions = ints::<B, 1>(&masked.positions, [n.max(1)], &device);
+    let logits = model.generator_logits_at(hidden, positions); // [n, vocab]
+    let targets = ints::<B, 1>(&masked.targets, [n.max(1)], &device);
+    let mlm = if n == 0 { Tensor::zeros([1], &device) } else { mlm_loss(logits.clone(), targets) };
+    let predicted = ids_from_tensor(logits.clone().detach().argmax(1).reshape([n.max(1)]))?;
+    let gen_correct = predicted.iter().zip(&masked.targets).filter(|(p, t)| p == t).count();
+    let real_tokens = batch.attention_mask.iter().filter(|&&m| m == 1).count();
+    let mut out = Forward {
+        mlm,
+        disc: None,
+        predictions: n,
+        gen_correct,
+        real_tokens,
+        replaced: 0,
+        disc_correct: 0,
+        scored: Vec::new(),
+        targets: if collect { masked.targets.clone() } else { Vec::new() },
+    };
+    if objective == Objective::Mlm || n == 0 {
+        return Ok(out);
+    }
+    let samples = ids_from_tensor(sample_tokens(logits, temperature)?)?;
+    let (disc_ids, labels) = replace_tokens(&batch.input_ids, &masked.positions, &samples)?;
+    let disc_logits = model.discriminator_logits(ints(&disc_ids, [b, s], &device), types, mask); // [batch, seq]
+    let label_t = floats::<B, 2>(&labels, [b, s], &device);
+    let mask_t = floats::<B, 2>(&batch.attention_mask, [b, s], &device);
+    out.disc = Some(disc_loss(disc_logits.clone(), label_t, mask_t));
+    let logits_host = host_f32(disc_logits.detach());
+    for ((&logit, &label), &m) in logits_host.iter().zip(&labels).zip(&batch.attention_mask) {
+        if m == 0 {
+            continue;
+        }
+        out.replaced += label as usize;
+        out.disc_correct += usize::from((logit > 0.0) == (label == 1));
+        if collect {
+            out.scored.push((1.0 / (1.0 + (-logit).exp()), label == 1));
+        }
+    }
+    Ok(out)
+}
+
+/// Pre-trains from prepared shards. With `resume`, continues from the newest checkpoint in
+/// `paths.out_dir/checkpoints`.
+pub fn pretrain<B: AutodiffBackend>(
+    config: &PretrainConfig,
+    tokenizer: &WordPieceTokenizer,
+    paths: &RunPaths,
+    resume: bool,
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Result<Summary> {
+    config.validate()?;
+    let started = Instant::now();
+    let out = &paths.out_dir;
+    let ckpt_root = out.join("checkpoints");
+    std::fs::create_dir_all(&ckpt_root).map_err(|e| Error::io(&ckpt_root, e))?;
+    let mut networks = config.networks(tokenizer.vocab_size())?;
+    if config.objective == Objective::Mlm {
+        // The MLM baseline trains the discriminator-sized encoder with an MLM head.
+        networks = PreTrainingConfig { generator: networks.discriminator.clone(), ..networks };
+    }
+    let vocab_hash = tokenizer.vocab_sha256().to_string();
+    let train = ShardReader::open(&paths.data_dir, Split::Train, &vocab_hash, config.max_seq_len)?;
+    if train.is_empty() {
+        return Err(Error::Config(format!("{}: the training split is empty", paths.data_dir.display())));
+    }
+    let valid = ShardReader::open(&paths.data_dir, Split::Validation, &vocab_hash, config.max_seq_len)?;
+    let sp = tokenizer.special_tokens();
+    let special = SpecialIds { pad: sp.pad, cls: sp.cls, sep: sp.sep, mask: sp.mask, vocab_size: tokenizer.vocab_size() };
+    let continuation: Vec<bool> = tokenizer.vocab_tokens().iter().map(|t| t.starts_with("##")).collect();
+    let masker = Masker::new(
+        MaskingConfig {
+            mask_prob: config.mask_prob,
+            mask_token_prob: config.mask_token_prob,
+            max_seq_len: config.max_seq_len,
+            whole_word: config.whole_word,
+            scheme: if config.objective == Objective::Mlm { Scheme::Bert } else { Scheme::Electra },
+        },
+        special,
+        config.whole_word.then_some(continuation),
+    )?;
+
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let mut model = ElectraPreTraining::<B>::init(&networks, config.seed, device)?;
+    let mut optim = ElectraAdam {
+        beta1: config.adam_beta1 as f32,
+        beta2: config.adam_beta2 as f32,
+        epsilon: config.adam_epsilon as f32,
+        weight_decay: config.weight_decay as f32,
+        bias_correction: config.bias_correction,
+    }
+    .init::<B, ElectraPreTraining<B>>();
+    let mut start = 0;
+    let config_path = out.join("config.json");
+    if resume {
+        if let Some((step, dir)) = latest_checkpoint(&ckpt_root)? {
+            check_resumed_config(&config_path, config)?;
+            model = model
+                .load_file(dir.join("model"), &recorder, device)
+                .map_err(|e| Error::Checkpoint { path: dir.clone(), message: e.to_string() })?;
+            let record = recorder
+                .load(dir.join("optimizer"), device)
+                .map_err(|e| Error::Checkpoint { path: dir.clone(), message: e.to_string() })?;
+            optim = optim.load_record(record);
+            start = step;
+            tracing::info!(step, dir = %dir.display(), "resumed");
+        } else {
+            tracing::warn!(dir = %ckpt_root.display(), "--resume: no checkpoint found, starting from scratch");
+        }
+    }
+    let resolved = serde_json::to_string_pretty(config).unwrap_or_default();
+    hf::write_atomic(&config_path, resolved.as_bytes())?;
+
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = crate::metrics::MetricsFile::open(&metrics_path, start)?;
+    let micro = config.batch_size / config.grad_accumulation;
+    let mut batches = Batches::shuffled(&train, config.seed, sp.pad);
+    let mut last_eval = None;
+    let mut window = (Instant::now(), 0usize);
+    progress.on_start(start, config.steps);
+
+    for step in start..config.steps {
+        if progress.should_stop() {
+            save_checkpoint(&ckpt_root, step, &model, &optim, config.keep_checkpoints)?;
+            return Err(Error::Interrupted(step));
+        }
+        let seed = step_seed(config.seed, step);
+        B::seed(device, seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut accumulator = GradientsAccumulator::<ElectraPreTraining<B>>::new();
+        let mut totals = StepTotals::default();
+        for k in 0..config.grad_accumulation {
+            let consumed = step * config.batch_size as u64 + (k * micro) as u64;
+            let batch = batches.batch(consumed, micro)?;
+            let f = forward(&model, &batch, &masker, config.objective, config.temperature, &mut rng, false)?;
+            let mlm_v = f.mlm.clone().into_scalar().elem::<f32>();
+            let disc_v = f.disc.clone().map(|d| d.into_scalar().elem::<f32>()).unwrap_or(0.0);
+            if !mlm_v.is_finite() || !disc_v.is_finite() {
+                return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
+            }
+            let mut loss = f.mlm.clone();
+            if let Some(d) = f.disc.clone() {
+                loss = loss + d.mul_scalar(config.disc_weight);
+            }
+            let loss = loss.div_scalar(config.grad_accumulation as f64);
+            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            totals.add(&f, mlm_v, disc_v, batch.batch * batch.seq);
+        }
+        let mut grads = accumulator.grads();
+        let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
+        let lr = config.learning_rate_at(step);
+        model = optim.step(lr, model, grads);
+        window.1 += totals.tokens;
+
+        let done = step + 1;
+        let m = totals.metrics(done, lr, grad_norm, config, started.elapsed().as_secs_f64(), &mut window);
+        progress.on_step(&m);
+        if done % config.log_every.max(1) == 0 || done == config.steps {
+            metrics.write(&serde_json::json!({"kind": "train", "metrics": m}))?;
+        }
+        let eval_now = (config.eval_every > 0 && done % config.eval_every == 0) || done == config.steps;
+        if eval_now && !valid.is_empty() {
+            let e = evaluate(&model.valid(), &valid, &masker, config, done, sp.pad)?;
+            metrics.write(&serde_json::json!({"kind": "eval", "metrics": e}))?;
+            progress.on_eval(&e);
+            last_eval = Some(e);
+        }
+        if (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || done == config.steps {
+            let dir = save_checkpoint(&ckpt_root, done, &model, &optim, config.keep_checkpoints)?;
+            progress.on_checkpoint(done, &dir);
+        }
+    }
+
+    // Export both networks in HuggingFace layout.
+    let (generator, discriminator) = model.valid().to_parts();
+    let generator_dir = out.join("generator");
+    hf::save_generator(&generator, &generator_dir)?;
+    write_tokenizer(tokenizer, &generator_dir)?;
+    let discriminator_dir = if config.objective == Objective::Electra {
+        let dir = out.join("discriminator");
+        hf::save_discriminator(&discriminator, &dir)?;
+        write_tokenizer(tokenizer, &dir)?;
+        Some(dir)
+    } else {
+        None
+    };
+    let plot = out.join("curves.svg");
+    crate::plot::write_curves(&metrics_path, &plot)?;
+    Ok(Summary {
+        steps: config.steps,
+        steps_this_run: config.steps - start,
+        seconds: started.elapsed().as_secs_f64(),
+        eval: last_eval,
+        discriminator_dir,
+        generator_dir,
+        metrics: metrics_path,
+        plot,
+    })
+}
+
+#[derive(Default)]
+struct StepTotals {
+    mlm: f64,
+    disc: f64,
+    predictions: usize,
+    gen_correct: usize,
+    real: usize,
+    replaced: usize,
+    disc_correct: usize,
+    tokens: usize,
+    parts: usize,
+}
+
+impl StepTotals {
+    fn add<B: Backend>(&mut self, f: &Forward<B>, mlm: f32, disc: f32, tokens: usize) {
+        self.mlm += f64::from(mlm);
+        self.disc += f64::from(disc);
+        self.predictions += f.predictions;
+        self.gen_correct += f.gen_correct;
+        self.real += f.real_tokens;
+        self.replaced += f.replaced;
+        self.disc_correct += f.disc_correct;
+        self.tokens += tokens;
+        self.parts += 1;
+    }
+
+    fn metrics(
+        &self,
+        step: u64,
+        lr: f64,
+        grad_norm: f64,
+        config: &PretrainConfig,
+        elapsed: f64,
+        window: &mut (Instant, usize),
+    ) -> StepMetrics {
+        let parts = self.parts.max(1) as f64;
+        let (mlm, disc) = (self.mlm / parts, self.disc / parts);
+        let secs = window.0.elapsed().as_secs_f64().max(1e-9);
+        let tokens_per_sec = window.1 as f64 / secs;
+        *window = (Instant::now(), 0);
+        StepMetrics {
+            step,
+            loss: mlm + config.disc_weight * disc,
+            mlm_loss: mlm,
+            disc_loss: disc,
+            gen_accuracy: ratio(self.gen_correct, self.predictions),
+            disc_accuracy: ratio(self.disc_correct, self.real),
+            replaced_fraction: ratio(self.replaced, self.real),
+            learning_rate: lr,
+            grad_norm,
+            tokens_per_sec,
+            elapsed_secs: elapsed,
+        }
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Metrics on the first `eval_batches` batches of the validation split, with fixed masking and
+/// sampling seeds so that evaluations are comparable across steps.
+pub fn evaluate<B: Backend>(
+    model: &ElectraPreTraining<B>,
+    valid: &ShardReader,
+    masker: &Masker,
+    config: &PretrainConfig,
+    step: u64,
+    pad: u32,
+) -> Result<EvalMetrics> {
+    let device = model.embeddings.word_table().device();
+    B::seed(&device, config.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut batches = Batches::in_order(valid, pad);
+    let micro = (config.batch_size / config.grad_accumulation).max(1);
+    let n_batches = config.eval_batches.max(1).min(valid.len().div_ceil(micro));
+    let mut totals = StepTotals::default();
+    let mut scored = Vec::new();
+    let mut counts = std::collections::HashMap::<u32, usize>::new();
+    for k in 0..n_batches {
+        let size = micro.min(valid.len() - (k * micro).min(valid.len())).max(1);
+        let batch = batches.batch((k * micro) as u64, size)?;
+        let f = forward(model, &batch, masker, config.objective, config.temperature, &mut rng, true)?;
+        let mlm_v = f.mlm.clone().into_scalar().elem::<f32>();
+        let disc_v = f.disc.clone().map(|d| d.into_scalar().elem::<f32>()).unwrap_or(0.0);
+        for &t in &f.targets {
+            *counts.entry(t).or_default() += 1;
+        }
+        scored.extend_from_slice(&f.scored);
+        totals.add(&f, mlm_v, disc_v, batch.batch * batch.seq);
+    }
+    let (tp, fp, fneg) = scored.iter().fold((0usize, 0usize, 0usize), |(tp, fp, fneg), &(p, y)| {
+        let pred = p > 0.5;
+        (tp + usize::from(pred && y), fp + usize::from(pred && !y), fneg + usize::from(!pred && y))
+    });
+    let parts = totals.parts.max(1) as f64;
+    let most_common = counts.values().copied().max().unwrap_or(0);
+    Ok(EvalMetrics {
+        step,
+        mlm_loss: totals.mlm / parts,
+        disc_loss: totals.disc / parts,
+        gen_accuracy: ratio(totals.gen_correct, totals.predictions),
+        unigram_accuracy: ratio(most_common, totals.predictions),
+        disc_accuracy: ratio(totals.disc_correct, totals.real),
+        precision: ratio(tp, tp + fp),
+        recall: ratio(tp, tp + fneg),
+        auc: auc(&scored),
+        replaced_fraction: ratio(totals.replaced, totals.real),
+        examples: totals.parts * micro,
+    })
+}
+
+fn write_tokenizer(tokenizer: &WordPieceTokenizer, dir: &Path) -> Result<()> {
+    let vocab = tokenizer.vocab_tokens().join("\n") + "\n";
+    hf::write_atomic(&dir.join("vocab.txt"), vocab.as_bytes())?;
+    let lower = tokenizer.normalizer_options().lowercase;
+    let cfg = serde_json::json!({"do_lower_case": lower, "tokenizer_class": "ElectraTokenizer", "model_max_length": 512});
+    hf::write_atomic(&dir.join("tokenizer_config.json"), cfg.to_string().as_bytes())?;
+    Ok(())
+}
+
+fn check_resumed_config(path: &Path, config: &PretrainConfig) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(saved) = serde_json::from_str::<PretrainConfig>(&text) else { return Ok(()) };
+    let comparable = PretrainConfig { steps: config.steps, ..saved.clone() };
+    if &comparable != config {
+        return Err(Error::Config(format!(
+            "--resume: the config differs from the one the run started with ({}); only `steps` may change",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The newest complete checkpoint (`step-NNNNNNNN/` with a `state.json`).
+pub fn latest_checkpoint(root: &Path) -> Result<Option<(u64, PathBuf)>> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Ok(None) };
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(step) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("step-"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(path.join("state.json")) else { continue };
+        let Ok(state) = serde_json::from_str::<CheckpointState>(&text) else { continue };
+        if state.step == step && state.format == CHECKPOINT_FORMAT && best.as_ref().is_none_or(|(b, _)| step > *b) {
+            best = Some((step, path));
+        }
+    }
+    Ok(best)
+}
+
+/// Writes a checkpoint atomically: everything goes to a hidden `.partial` directory that is
+/// renamed into place only when complete; then the oldest checkpoints beyond `keep` are removed.
+pub fn save_checkpoint<B: AutodiffBackend>(
+    root: &Path,
+    step: u64,
+    model: &ElectraPreTraining<B>,
+    optim: &crate::optim::Optim<ElectraPreTraining<B>, B>,
+    keep: usize,
+) -> Result<PathBuf> {
+    let name = format!("step-{step:08}");
+    let tmp = root.join(format!(".{name}.partial"));
+    let dir = root.join(&name);
+    let fail = |e: String| Error::Checkpoint { path: tmp.clone(), message: e };
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = (|| -> Result<()> {
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        model.clone().save_file(tmp.join("model"), &recorder).map_err(|e| fail(e.to_string()))?;
+        recorder.record(optim.to_record(), tmp.join("optimizer")).map_err(|e| fail(e.to_string()))?;
+        let state = serde_json::to_string(&CheckpointState { step, format: CHECKPOINT_FORMAT }).unwrap_or_default();
+        hf::write_atomic(&tmp.join("state.json"), state.as_bytes())?;
+        for f in ["model.mpk", "optimizer.mpk"] {
+            if let Ok(file) = std::fs::File::open(tmp.join(f)) {
+                file.sync_all().map_err(|e| Error::io(tmp.join(f), e))?;
+            }
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    tracing::info!(step, dir = %dir.display(), "checkpoint written");
+    prune(root, keep);
+    Ok(dir)
+}
+
+fn prune(root: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let mut steps: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            let s = p.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()?;
+            Some((s, p))
+        })
+        .collect();
+    steps.sort();
+    let excess = steps.len().saturating_sub(keep);
+    for (_, p) in steps.into_iter().take(excess) {
+        if let Err(e) = std::fs::remove_dir_all(&p) {
+            tracing::warn!(dir = %p.display(), "cannot remove old checkpoint: {e}");
+        }
+    }
+}
