@@ -22,6 +22,8 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Tokenise and pack a corpus into pre-training shards.
     Prepare(pretrain::PrepareArgs),
+    /// Train a WordPiece vocabulary on a corpus ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4).
+    Vocab(pretrain::VocabArgs),
     /// Per token: the discriminator's logit and probability that it was replaced.
     Score {
         #[command(flatten)]
@@ -59,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(args) => pretrain::pretrain(&args),
         Command::Prepare(args) => pretrain::prepare(&args).map(|_| ()),
+        Command::Vocab(args) => pretrain::vocab(&args),
         Command::Score { common } => infer::score(&common),
         Command::FillMask { common, top_k } => infer::fill_mask(&common, top_k),
         Command::Embed { common, pooling, normalize } => infer::embed(&common, pooling, normalize),

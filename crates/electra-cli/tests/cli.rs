@@ -1,0 +1,125 @@
+//! End-to-end tests of the inference commands on the HuggingFace fixture models: one JSON line
+//! per input line, the shapes and invariants of each record, and clear errors on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../electra-model/tests/fixtures").join(dir)
+}
+
+fn electra(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_electra")).args(args).output().expect("run electra");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+const INPUT: &str = "tok5 tok6 tok7\n\ntok9 [MASK] tok11 [MASK]\nan unknown line tok8\n";
+
+#[test]
+fn score_writes_one_record_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, INPUT).unwrap();
+    let output = tmp.path().join("out.jsonl");
+    let model = fixture("electra_proj/disc");
+    let (ok, err) = electra(&["score", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let recs = records(&output);
+    assert_eq!(recs.len(), 4);
+    assert_eq!(recs[0]["tokens"], serde_json::json!(["tok5", "tok6", "tok7"]));
+    assert_eq!(recs[1]["tokens"].as_array().unwrap().len(), 0, "empty line, empty tokens");
+    for r in &recs {
+        let n = r["tokens"].as_array().unwrap().len();
+        assert_eq!(r["logits"].as_array().unwrap().len(), n);
+        for (l, p) in r["logits"].as_array().unwrap().iter().zip(r["replaced_prob"].as_array().unwrap()) {
+            let (l, p) = (l.as_f64().unwrap(), p.as_f64().unwrap());
+            assert!((p - 1.0 / (1.0 + (-l).exp())).abs() < 1e-6);
+        }
+    }
+}
+
+#[test]
+fn fill_mask_returns_top_k_sorted_at_each_mask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, INPUT).unwrap();
+    let output = tmp.path().join("out.jsonl");
+    let model = fixture("electra_deep/gen");
+    let (ok, err) = electra(&["fill-mask", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--top-k", "3"]);
+    assert!(ok, "{err}");
+    let recs = records(&output);
+    assert_eq!(recs.len(), 4);
+    let masks = recs[2]["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 2);
+    assert_eq!(masks[0]["position"], 1);
+    assert_eq!(masks[1]["position"], 3);
+    for m in masks {
+        let preds = m["predictions"].as_array().unwrap();
+        assert_eq!(preds.len(), 3);
+        let probs: Vec<f64> = preds.iter().map(|p| p["prob"].as_f64().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{probs:?}");
+        assert!(probs.iter().all(|p| *p > 0.0 && *p <= 1.0));
+    }
+    assert_eq!(recs[0]["masks"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn embed_normalizes_and_pools() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, INPUT).unwrap();
+    let model = fixture("bert/base");
+    for pooling in ["cls", "mean"] {
+        let output = tmp.path().join(format!("{pooling}.jsonl"));
+        let (ok, err) = electra(&["embed", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--pooling", pooling, "--normalize"]);
+        assert!(ok, "{err}");
+        let recs = records(&output);
+        assert_eq!(recs.len(), 4);
+        for r in &recs {
+            let v: Vec<f64> = r["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert_eq!(v.len(), 32);
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        }
+    }
+}
+
+#[test]
+fn invalid_utf8_is_an_error_naming_the_line_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("bad.txt");
+    std::fs::write(&input, b"fine\n\xff\xfe broken\n").unwrap();
+    let output = tmp.path().join("out.jsonl");
+    let model = fixture("electra_proj/disc");
+    let (ok, err) = electra(&["score", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("bad.txt:2") && err.contains("invalid UTF-8"), "{err}");
+    assert!(!output.exists());
+}
+
+#[test]
+fn long_lines_are_truncated_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("long.txt");
+    std::fs::write(&input, "tok5 ".repeat(500) + "\n").unwrap();
+    let output = tmp.path().join("out.jsonl");
+    let model = fixture("electra_proj/disc"); // 64 positions
+    let (ok, err) = electra(&["score", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    assert_eq!(records(&output)[0]["tokens"].as_array().unwrap().len(), 62);
+}
+
+#[test]
+fn missing_model_directory_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "x\n").unwrap();
+    let (ok, err) = electra(&["embed", "--model", "/nonexistent/model", "--input", input.to_str().unwrap(), "--output", "/tmp/unused.jsonl"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/model"), "{err}");
+}
