@@ -214,6 +214,10 @@ fn tokenizer_config_overrides_lower_casing() {
         (&["vocab.txt"][..], "txt"),
     ] {
         let d = dir.join(name);
+        if d.exists() {
+            // A previous run leaves a broken tokenizer_config.json behind.
+            std::fs::remove_dir_all(&d).expect("clean scratch dir");
+        }
         std::fs::create_dir_all(&d).expect("mkdir");
         for f in files {
             std::fs::copy(vocab_dir().join(f), d.join(f)).expect("copy");

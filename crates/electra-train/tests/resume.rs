@@ -11,6 +11,15 @@ use electra_train::{Error, ModelSpec, PretrainConfig, Progress, RunPaths, StepMe
 
 type B = Autodiff<Flex>;
 
+/// The CPU backend's random generator (dropout, Gumbel noise) is one per process and is
+/// re-seeded every step; tests that train run one at a time so they do not draw from each
+/// other's stream.
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -86,6 +95,7 @@ fn train_losses(out: &Path) -> Vec<(u64, f64, f64)> {
 
 #[test]
 fn an_interrupted_run_resumes_exactly() {
+    let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let tok = prepare(tmp.path());
     let config = tiny_config();
@@ -119,6 +129,7 @@ fn an_interrupted_run_resumes_exactly() {
 
 #[test]
 fn shards_from_another_length_are_refused() {
+    let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let tok = prepare(tmp.path());
     let config = PretrainConfig { max_seq_len: 64, ..tiny_config() };
@@ -130,6 +141,7 @@ fn shards_from_another_length_are_refused() {
 
 #[test]
 fn checkpoints_are_pruned_to_the_last_k() {
+    let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let tok = prepare(tmp.path());
     let config = PretrainConfig { checkpoint_every: 1, keep_checkpoints: 2, ..tiny_config() };
