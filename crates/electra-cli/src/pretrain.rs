@@ -173,6 +173,7 @@ pub fn quick_config() -> PretrainConfig {
 
 struct TrainBar {
     bar: ProgressBar,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Progress for TrainBar {
@@ -196,6 +197,9 @@ impl Progress for TrainBar {
     }
     fn on_checkpoint(&mut self, step: u64, dir: &Path) {
         tracing::debug!(step, dir = %dir.display(), "checkpoint");
+    }
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 }
 
@@ -246,7 +250,13 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         ProgressStyle::with_template("{spinner} step {pos}/{len} {bar:25} {elapsed_precise} ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut progress = TrainBar { bar };
+    // Ctrl-C: finish the current step, write a checkpoint, and exit; `--resume` continues.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    let mut progress = TrainBar { bar, stop };
     let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };
     let summary = electra_train::pretrain::<AutodiffBackend>(
         &config,

@@ -169,3 +169,20 @@ fn the_shipped_configs_are_valid() {
         assert_eq!((n.discriminator.hidden_size, n.generator.hidden_size), expected, "{name}");
     }
 }
+
+#[test]
+fn the_mlm_baseline_trains_a_full_size_masked_lm() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = prepare(tmp.path());
+    let config = PretrainConfig { objective: electra_train::Objective::Mlm, steps: 2, ..tiny_config() };
+    let paths = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("mlm") };
+    let s = electra_train::pretrain::<B>(&config, &tok, &paths, false, &Default::default(), &mut electra_train::NoProgress)
+        .unwrap();
+    assert!(s.discriminator_dir.is_none());
+    // The baseline's masked LM has the discriminator's width, not the generator's.
+    let g = hf::load_generator::<Flex>(&paths.out_dir.join("generator"), &Default::default()).unwrap();
+    assert_eq!(g.config().hidden_size, 16);
+    let losses = train_losses(&paths.out_dir);
+    assert!(losses.iter().all(|(_, m, d)| m.is_finite() && *m > 0.0 && *d == 0.0), "{losses:?}");
+}
