@@ -63,9 +63,9 @@ impl<'a> Batches<'a> {
         let mut rows = Vec::with_capacity(size);
         for k in 0..size as u64 {
             let i = self.example_index(consumed + k);
-            rows.push(self.reader.get(i)?);
+            rows.push(self.reader.get_example(i)?);
         }
-        let seq = rows.iter().map(|(ids, _)| ids.len()).max().unwrap_or(1);
+        let seq = rows.iter().map(|ex| ex.len()).max().unwrap_or(1);
         let mut b = HostBatch {
             input_ids: Vec::with_capacity(size * seq),
             token_type_ids: Vec::with_capacity(size * seq),
@@ -73,11 +73,11 @@ impl<'a> Batches<'a> {
             batch: size,
             seq,
         };
-        for (ids, types) in rows {
-            let pad = seq - ids.len();
-            b.attention_mask.extend(std::iter::repeat_n(1, ids.len()).chain(std::iter::repeat_n(0, pad)));
-            b.input_ids.extend(ids.into_iter().chain(std::iter::repeat_n(self.pad, pad)));
-            b.token_type_ids.extend(types.into_iter().chain(std::iter::repeat_n(0, pad)));
+        for ex in rows {
+            let (ids, types, mask) = ex.padded(seq, self.pad);
+            b.input_ids.extend(ids);
+            b.token_type_ids.extend(types);
+            b.attention_mask.extend(mask);
         }
         Ok(b)
     }
