@@ -13,7 +13,6 @@ pub type Backend = burn::backend::Cuda;
 compile_error!("enable one backend feature: flex, ndarray, wgpu or cuda");
 
 /// The backend with automatic differentiation, for training.
-#[allow(dead_code)]
 pub type AutodiffBackend = burn::backend::Autodiff<Backend>;
 
 /// The backend's name, for logs and summaries.
