@@ -2,18 +2,13 @@
 //! same seeds (fixture written by `scripts/make_tokenizer_fixture.py`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use electra_tokenizer::PyRandom;
 use electra_tokenizer::packing::pack_documents;
 use serde::Deserialize;
 
-fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
+mod common;
+use common::{fixture};
 
 #[derive(Deserialize)]
 struct IdsLine {

@@ -10,9 +10,8 @@ use electra_tokenizer::{
     WordPieceTokenizer, prepare, prepare_with_tokenizer,
 };
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{root, scratch};
 
 fn vocab_txt() -> PathBuf {
     root().join("datasets/vocab/vocab.txt")
@@ -20,18 +19,6 @@ fn vocab_txt() -> PathBuf {
 
 fn tokenizer() -> WordPieceTokenizer {
     WordPieceTokenizer::from_vocab_txt(vocab_txt(), true).expect("vocab")
-}
-
-/// A fresh, empty scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("electra-tokenizer-tests")
-        .join(name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).expect("clean scratch dir");
-    }
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
 }
 
 /// The first `docs` documents of the committed Moby-Dick corpus as text.

@@ -7,19 +7,11 @@ use electra_tokenizer::{NormalizerOptions, WordPieceTokenizer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{fixture, root, scratch};
 
 fn vocab_dir() -> PathBuf {
     root().join("datasets/vocab")
-}
-
-fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 #[derive(Deserialize)]
@@ -208,17 +200,12 @@ fn cased_tokenizer_keeps_case() {
 
 #[test]
 fn tokenizer_config_overrides_lower_casing() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("electra-tokenizer-tests/config");
     for (files, name) in [
         (&["tokenizer.json"][..], "json"),
         (&["vocab.txt"][..], "txt"),
     ] {
-        let d = dir.join(name);
-        if d.exists() {
-            // A previous run leaves a broken tokenizer_config.json behind.
-            std::fs::remove_dir_all(&d).expect("clean scratch dir");
-        }
-        std::fs::create_dir_all(&d).expect("mkdir");
+        // Fresh each run: the test leaves a broken tokenizer_config.json behind.
+        let d = scratch(&format!("config/{name}"));
         for f in files {
             std::fs::copy(vocab_dir().join(f), d.join(f)).expect("copy");
         }
@@ -241,7 +228,7 @@ fn tokenizer_config_overrides_lower_casing() {
         let err = WordPieceTokenizer::from_dir(&d).expect_err("bad config");
         assert!(err.to_string().contains("tokenizer_config.json"), "{err}");
     }
-    let err = WordPieceTokenizer::from_dir(dir.join("missing")).expect_err("no files");
+    let err = WordPieceTokenizer::from_dir(scratch("config/missing")).expect_err("no files");
     assert!(
         err.to_string()
             .contains("neither tokenizer.json nor vocab.txt"),

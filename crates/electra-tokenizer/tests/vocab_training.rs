@@ -4,19 +4,11 @@ use std::path::PathBuf;
 
 use electra_tokenizer::{Error, WordPieceTokenizer, train_vocab, write_vocab_txt};
 
+mod common;
+use common::{scratch};
+
 fn moby() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/corpus/moby_dick.txt")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("electra-tokenizer-tests")
-        .join(name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).expect("clean scratch dir");
-    }
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
 }
 
 #[test]
