@@ -190,17 +190,24 @@ impl TensorMap {
         names
     }
 
-    /// Checks that a tied output weight, if stored, equals the word embeddings.
-    fn check_tied(&self, word_table: &TensorData) {
-        for tied in ["generator_lm_head.weight", "cls.predictions.decoder.weight"] {
-            if let Some(t) = self.tensors.get(tied) {
-                let same = word_table.as_slice::<f32>().map(|w| w == t.values.as_slice()).unwrap_or(false);
-                if !same {
-                    tracing::warn!(
-                        file = %self.file,
-                        "`{tied}` differs from the word embeddings; the output layer is tied to the embeddings as in HuggingFace, so it is ignored"
-                    );
-                }
+    /// Checks that a tied output weight, if stored, equals the word embeddings (read back from
+    /// the device only when the checkpoint stores one).
+    fn check_tied(&self, word_table: impl FnOnce() -> TensorData) {
+        let stored: Vec<(&str, &RawTensor)> = ["generator_lm_head.weight", "cls.predictions.decoder.weight"]
+            .into_iter()
+            .filter_map(|name| self.tensors.get(name).map(|t| (name, t)))
+            .collect();
+        if stored.is_empty() {
+            return;
+        }
+        let table = word_table();
+        for (tied, t) in stored {
+            let same = table.as_slice::<f32>().map(|w| w == t.values.as_slice()).unwrap_or(false);
+            if !same {
+                tracing::warn!(
+                    file = %self.file,
+                    "`{tied}` differs from the word embeddings; the output layer is tied to the embeddings as in HuggingFace, so it is ignored"
+                );
             }
         }
     }
@@ -347,7 +354,7 @@ pub fn load_generator<B: Backend>(dir: &Path, device: &B::Device) -> Result<Gene
     let mut map = TensorMap::read_dir(dir)?;
     let prefix = map.prefix().to_string();
     let model = Generator::build(&config, &mut map, &prefix, device)?;
-    map.check_tied(&model.electra.embeddings.word_table().into_data().convert::<f32>());
+    map.check_tied(|| model.electra.embeddings.word_table().into_data().convert::<f32>());
     map.report_unused("the generator");
     Ok(model)
 }

@@ -112,6 +112,15 @@ pub(crate) struct Forward<B: Backend> {
     pub targets: Vec<u32>,
 }
 
+impl<B: Backend> Forward<B> {
+    /// The two losses as host values (the discriminator's is 0 when it did not run).
+    pub(crate) fn loss_values(&self) -> (f32, f32) {
+        let mlm = self.mlm.clone().into_scalar().elem::<f32>();
+        let disc = self.disc.clone().map(|d| d.into_scalar().elem::<f32>()).unwrap_or(0.0);
+        (mlm, disc)
+    }
+}
+
 fn ints<B: Backend, const D: usize>(values: &[u32], shape: [usize; D], device: &B::Device) -> Tensor<B, D, Int> {
     Tensor::from_data(TensorData::new(values.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), shape), device)
 }
@@ -276,8 +285,7 @@ pub fn pretrain<B: AutodiffBackend>(
             let consumed = step * config.batch_size as u64 + (k * micro) as u64;
             let batch = batches.batch(consumed, micro)?;
             let f = forward(&model, &batch, &masker, config.objective, config.temperature, &mut rng, false)?;
-            let mlm_v = f.mlm.clone().into_scalar().elem::<f32>();
-            let disc_v = f.disc.clone().map(|d| d.into_scalar().elem::<f32>()).unwrap_or(0.0);
+            let (mlm_v, disc_v) = f.loss_values();
             if !mlm_v.is_finite() || !disc_v.is_finite() {
                 return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
             }
@@ -424,8 +432,7 @@ pub fn evaluate<B: Backend>(
         let size = micro.min(valid.len() - (k * micro).min(valid.len())).max(1);
         let batch = batches.batch((k * micro) as u64, size)?;
         let f = forward(model, &batch, masker, config.objective, config.temperature, &mut rng, true)?;
-        let mlm_v = f.mlm.clone().into_scalar().elem::<f32>();
-        let disc_v = f.disc.clone().map(|d| d.into_scalar().elem::<f32>()).unwrap_or(0.0);
+        let (mlm_v, disc_v) = f.loss_values();
         for &t in &f.targets {
             *counts.entry(t).or_default() += 1;
         }
@@ -599,7 +606,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(step);
             let f = forward(&m, &batch, &masker, Objective::Electra, 100.0, &mut rng, false).unwrap();
             let disc = f.disc.clone().unwrap();
-            let values = (f.mlm.clone().into_scalar().elem::<f32>(), disc.clone().into_scalar().elem::<f32>());
+            let values = f.loss_values();
             if step == 0 {
                 first = values;
             }
