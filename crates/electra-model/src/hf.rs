@@ -212,7 +212,8 @@ impl TensorMap {
         }
     }
 
-    fn report_unused(&self, what: &str) {
+    /// Logs (at `info`) the tensors of the file that no `take` used, naming `what` was loaded.
+    pub fn report_unused(&self, what: &str) {
         let unused = self.unused();
         if !unused.is_empty() {
             tracing::info!(
@@ -359,7 +360,9 @@ pub fn load_generator<B: Backend>(dir: &Path, device: &B::Device) -> Result<Gene
     Ok(model)
 }
 
-fn save_dir(dir: &Path, config: &ElectraConfig, architecture: &str, tensors: &TensorCollector) -> Result<()> {
+/// Writes `tensors` as `DIR/model.safetensors` and `config` as `DIR/config.json` with the given
+/// HuggingFace architecture name, each atomically.
+pub fn save_dir(dir: &Path, config: &ElectraConfig, architecture: &str, tensors: &TensorCollector) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     write_atomic(&dir.join(SAFETENSORS_FILE), &tensors.to_safetensors()?)?;
     write_atomic(&dir.join(CONFIG_FILE), config.to_json(architecture).as_bytes())?;

@@ -30,7 +30,9 @@ impl<B: Backend> ElectraModel<B> {
         Self::build(config, &mut RandomInit::new(config.initializer_range, seed), "", device)
     }
 
-    pub(crate) fn build(
+    /// Builds the encoder from `src`, its tensors named `prefix.embeddings...`,
+    /// `prefix.encoder...` (HuggingFace names); a pooler only when `src` has one.
+    pub fn build(
         config: &ElectraConfig,
         src: &mut impl ParamSource,
         prefix: &str,
@@ -46,7 +48,8 @@ impl<B: Backend> ElectraModel<B> {
         Ok(Self { embeddings, encoder, pooler, config: config.clone() })
     }
 
-    pub(crate) fn visit(&self, prefix: &str, sink: &mut impl ParamSink) {
+    /// Hands every tensor to `sink` under the names [`ElectraModel::build`] reads.
+    pub fn visit(&self, prefix: &str, sink: &mut impl ParamSink) {
         self.embeddings.visit(&join(prefix, "embeddings"), sink);
         self.encoder.visit(prefix, sink);
         if let Some(p) = &self.pooler {

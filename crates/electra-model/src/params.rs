@@ -92,7 +92,7 @@ impl ParamSource for RandomInit {
 }
 
 /// Joins a prefix and a name with a dot, dropping the dot when the prefix is empty.
-pub(crate) fn join(prefix: &str, name: &str) -> String {
+pub fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
 }
 
@@ -105,7 +105,7 @@ fn data<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> TensorData {
 }
 
 /// Builds a dense layer `name.weight` / `name.bias`.
-pub(crate) fn build_linear<B: Backend>(
+pub fn build_linear<B: Backend>(
     src: &mut impl ParamSource,
     name: &str,
     d_in: usize,
@@ -117,7 +117,7 @@ pub(crate) fn build_linear<B: Backend>(
     Ok(Linear { weight: param(weight, device), bias: Some(param(bias, device)) })
 }
 
-pub(crate) fn visit_linear<B: Backend>(l: &Linear<B>, name: &str, sink: &mut impl ParamSink) {
+pub fn visit_linear<B: Backend>(l: &Linear<B>, name: &str, sink: &mut impl ParamSink) {
     sink.put(&join(name, "weight"), data(&l.weight), Kind::Dense);
     if let Some(b) = &l.bias {
         sink.put(&join(name, "bias"), data(b), Kind::Bias);
@@ -186,7 +186,7 @@ pub(crate) fn visit_vector<B: Backend>(
 }
 
 /// Transposes a row-major 2-D f32 buffer `[rows, cols]` into `[cols, rows]`.
-pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; values.len()];
     for r in 0..rows {
         for c in 0..cols {
