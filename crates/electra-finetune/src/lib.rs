@@ -4,7 +4,9 @@
 //!
 //! Architecture invariant: libraries never print; progress goes through [`run::RunProgress`].
 
+pub mod data;
 mod error;
+pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod run;
