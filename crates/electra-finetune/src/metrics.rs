@@ -205,7 +205,7 @@ pub fn matthews_corrcoef(predictions: &[usize], gold: &[usize]) -> Result<f64> {
     let n = gold.len() as f64;
     let dot = |a: &HashMap<usize, u64>, b: &HashMap<usize, u64>| -> f64 {
         a.iter()
-            .map(|(k, &v)| (v * b.get(k).copied().unwrap_or(0)) as f64)
+            .map(|(k, &v)| v as f64 * b.get(k).copied().unwrap_or(0) as f64)
             .sum()
     };
     let cov_ytyp = correct as f64 * n - dot(&t_sum, &p_sum);

@@ -691,7 +691,10 @@ fn other_bad_inputs() {
     let txt = write(&dir, "train.txt", b"hello\n");
     let err = load_generic_files(&txt, &txt, None, &GenericOptions::default()).expect_err("format");
     assert!(
-        err.to_string().contains("unknown task file format \"txt\""),
+        err.to_string().starts_with(&format!(
+            "{}: unknown task file format \"txt\"",
+            txt.display()
+        )),
         "{err}"
     );
     let missing = dir.join("missing.tsv");
@@ -1073,9 +1076,9 @@ fn squad_bad_files() {
             {"id": "a", "question": "q", "answers": []}]}]}]}"#,
     );
     let err = read_squad(&dup).expect_err("duplicate");
-    assert!(
-        err.to_string().contains("duplicate question id \"a\""),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        format!("{}: duplicate question id \"a\"", dup.display())
     );
     let empty = write(&dir, "empty.json", br#"{"data": []}"#);
     assert!(matches!(read_squad(&empty), Err(Error::EmptySplit { .. })));

@@ -109,13 +109,10 @@ fn read_records(path: &Path, label_required: bool, with_split: bool) -> Result<V
         "tsv" => table_records(path, read_tsv(path)?, label_required, with_split),
         "csv" => table_records(path, read_csv(path)?, label_required, with_split),
         "jsonl" | "json" => json_records(path, label_required, with_split),
-        _ => Err(Error::Parse {
-            path: path.to_path_buf(),
-            line: 0,
-            message: format!(
-                "unknown task file format {ext:?} (expected .tsv, .csv, .jsonl or .json, optionally .xz)"
-            ),
-        }),
+        _ => Err(Error::Invalid(format!(
+            "{}: unknown task file format {ext:?} (expected .tsv, .csv, .jsonl or .json, optionally .xz)",
+            path.display()
+        ))),
     }
 }
 

@@ -138,11 +138,11 @@ pub fn read_squad(path: &Path) -> Result<Vec<SquadExample>> {
             let context: Arc<str> = Arc::from(paragraph.context);
             for qa in paragraph.qas {
                 if !ids.insert(qa.id.clone()) {
-                    return Err(Error::Parse {
-                        path: path.to_path_buf(),
-                        line: 0,
-                        message: format!("duplicate question id {:?}", qa.id),
-                    });
+                    return Err(Error::Invalid(format!(
+                        "{}: duplicate question id {:?}",
+                        path.display(),
+                        qa.id
+                    )));
                 }
                 let answers = qa
                     .answers
@@ -422,6 +422,13 @@ pub fn squad_predictions<S: AsRef<[f32]>>(
     let mut by_example: Vec<Vec<usize>> = vec![Vec::new(); examples.len()];
     for (i, f) in features.iter().enumerate() {
         let n = f.input.len();
+        if n == 0 || f.context_spans.len() != n || f.max_context.len() != n {
+            return Err(Error::Invalid(format!(
+                "squad predictions: feature {i} has {n} tokens, {} context spans and {} max-context flags",
+                f.context_spans.len(),
+                f.max_context.len()
+            )));
+        }
         if start_logits[i].as_ref().len() < n || end_logits[i].as_ref().len() < n {
             return Err(Error::Invalid(format!(
                 "squad predictions: feature {i} has {n} tokens but {} start and {} end logits",
