@@ -1,6 +1,7 @@
 //! `electra`: pre-training, fine-tuning and inference for ELECTRA models.
 
 mod backend;
+mod finetune;
 mod infer;
 mod input;
 mod pretrain;
@@ -48,6 +49,10 @@ enum Command {
         #[arg(long)]
         normalize: bool,
     },
+    /// Fine-tune a pre-trained encoder on a labelled task (GLUE or generic files), over seeds.
+    Finetune(finetune::FinetuneArgs),
+    /// Classify text with a fine-tuned model (JSON Lines: label and probabilities per line).
+    Classify(finetune::ClassifyArgs),
 }
 
 fn init_logging() {
@@ -65,6 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score { common } => infer::score(&common),
         Command::FillMask { common, top_k } => infer::fill_mask(&common, top_k),
         Command::Embed { common, pooling, normalize } => infer::embed(&common, pooling, normalize),
+        Command::Finetune(args) => finetune::finetune(&args),
+        Command::Classify(args) => finetune::classify(&args),
     }
 }
 

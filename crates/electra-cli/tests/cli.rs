@@ -1,6 +1,8 @@
 //! End-to-end tests of the inference commands on the HuggingFace fixture models: one JSON line
 //! per input line, the shapes and invariants of each record, and clear errors on bad input.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -122,4 +124,77 @@ fn missing_model_directory_is_a_clear_error() {
     let (ok, err) = electra(&["embed", "--model", "/nonexistent/model", "--input", input.to_str().unwrap(), "--output", "/tmp/unused.jsonl"]);
     assert!(!ok);
     assert!(err.contains("/nonexistent/model"), "{err}");
+}
+
+fn task_fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../electra-finetune/tests/fixtures/tasks").join(path)
+}
+
+#[test]
+fn finetune_then_classify_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ft");
+    let model = fixture("electra_proj/disc");
+    let data = task_fixture("sms_spam_sample.tsv");
+    let (ok, err) = electra(&[
+        "finetune", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--epochs", "2", "--seeds", "2", "--batch-size", "4", "--max-seq-len", "32",
+    ]);
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["seeds"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["init"], "pretrained");
+    let acc = summary["median"]["dev_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert!(summary["median"]["test_accuracy"].is_number(), "the sample has a labelled test split");
+    let best = out.join("seed-1");
+    for f in ["config.json", "model.safetensors", "vocab.txt", "result.json"] {
+        assert!(best.join(f).is_file(), "{f} missing");
+    }
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "free entry win a prize now\nsee you at lunch\tok\n").unwrap();
+    let output = tmp.path().join("labels.jsonl");
+    let (ok, err) = electra(&["classify", "--model", best.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let recs = records(&output);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        let p = r["probabilities"].as_object().unwrap();
+        assert_eq!(p.len(), 2);
+        let total: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+        let label = r["label"].as_str().unwrap();
+        assert!(label == "ham" || label == "spam");
+        let best = p.iter().max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap())).unwrap().0;
+        assert_eq!(best, label);
+    }
+}
+
+#[test]
+fn finetune_errors_name_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("electra_proj/disc");
+    // A model directory without weights.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(model.join("config.json"), empty.join("config.json")).unwrap();
+    std::fs::copy(model.join("vocab.txt"), empty.join("vocab.txt")).unwrap();
+    let data = task_fixture("sms_spam_sample.tsv");
+    let (ok, err) = electra(&["finetune", "--model", empty.to_str().unwrap(), "--data", data.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("model.safetensors") || err.contains("pytorch_model.bin"), "{err}");
+    // A dev label the training split does not have.
+    let train = tmp.path().join("train.tsv");
+    let dev = tmp.path().join("dev.tsv");
+    std::fs::write(&train, "text\tlabel\ngood film\tpos\nbad film\tneg\n").unwrap();
+    std::fs::write(&dev, "text\tlabel\nfine film\tpos\nodd film\tmixed\n").unwrap();
+    let (ok, err) = electra(&["finetune", "--model", model.to_str().unwrap(), "--train", train.to_str().unwrap(), "--dev", dev.to_str().unwrap(), "--out", tmp.path().join("o2").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("dev.tsv:3") && err.contains("mixed"), "{err}");
+    // classify on a pre-training model (no task head).
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "hello\n").unwrap();
+    let (ok, err) = electra(&["classify", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", tmp.path().join("x.jsonl").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("ElectraForPreTraining"), "{err}");
 }

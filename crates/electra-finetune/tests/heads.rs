@@ -1,6 +1,8 @@
 //! Task heads against HuggingFace `transformers` (fixtures by `scripts/make_finetune_fixtures.py`),
 //! export round trips, layer-wise learning rates and the fine-tuning loop on a toy task.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
