@@ -149,6 +149,10 @@ pub struct FinetuneArgs {
     /// The sequence head's form.
     #[arg(long, value_enum, default_value = "linear")]
     pub head: Head,
+    /// Dropout of the encoder and head during fine-tuning (default: the model config's; the
+    /// quick pre-training run uses none, the paper fine-tunes with 0.1).
+    #[arg(long)]
+    pub dropout: Option<f64>,
 }
 
 /// `electra classify`.
@@ -506,7 +510,13 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
             Init::Pretrained => hf::load_encoder::<AutodiffBackend>(&args.model, &device)?,
             Init::Random => ElectraModel::<AutodiffBackend>::init(&encoder_config, seed, &device)?,
         };
-        let model = TaskModel::new(encoder, task.head.clone(), style, seed, &device)?;
+        let mut model = TaskModel::new(encoder, task.head.clone(), style, seed, &device)?;
+        if let Some(p) = args.dropout {
+            if !(0.0..1.0).contains(&p) {
+                bail!("--dropout must be in [0, 1), got {p}");
+            }
+            model = model.with_dropout(p);
+        }
         let out = args.out.join(format!("seed-{seed}"));
         let bar = ProgressBar::new(1).with_style(
             ProgressStyle::with_template("seed {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")

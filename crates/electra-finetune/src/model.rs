@@ -191,6 +191,24 @@ impl<B: Backend> TaskModel<B> {
         Ok(model)
     }
 
+    /// Sets every dropout probability of the encoder and the head to `p` (and records it in the
+    /// config that [`TaskModel::save`] writes). Pre-training runs may have used no dropout; the
+    /// paper fine-tunes with 0.1.
+    pub fn with_dropout(mut self, p: f64) -> Self {
+        let d = || DropoutConfig::new(p).init();
+        self.dropout = d();
+        self.electra.embeddings.dropout = d();
+        for layer in &mut self.electra.encoder.layers {
+            layer.attention.attention_dropout = d();
+            layer.attention.dropout = d();
+            layer.dropout = d();
+        }
+        self.electra.config.hidden_dropout_prob = p;
+        self.electra.config.attention_probs_dropout_prob = p;
+        self.electra.config.extra.remove("classifier_dropout");
+        self
+    }
+
     /// The head's form.
     pub fn style(&self) -> HeadStyle {
         if self.dense.is_some() { HeadStyle::Hf } else { HeadStyle::Linear }
