@@ -33,6 +33,7 @@
 pub mod corpus;
 pub mod dataset;
 mod error;
+mod fast;
 pub mod packing;
 pub mod prepare;
 mod pyrandom;

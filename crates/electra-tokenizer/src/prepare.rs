@@ -597,13 +597,14 @@ fn pack_chunk(
         train: Vec::new(),
         validation: Vec::new(),
     };
+    let mut ids = Vec::new();
     for (doc, split) in chunk.docs {
         let (builder, out) = match split {
             Split::Train => (&mut train, &mut result.train),
             Split::Validation => (&mut validation, &mut result.validation),
         };
         for line in &doc.lines {
-            let ids = tokenizer.encode_ids(line)?;
+            tokenizer.encode_ids_into(line, &mut ids)?;
             out.extend(builder.add_line(&ids));
         }
         out.extend(builder.end_document());

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -21,6 +22,7 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::{AddedToken, ModelWrapper, NormalizerWrapper, Tokenizer};
 
 use crate::error::{Error, Result};
+use crate::fast::FastWordPiece;
 
 /// The WordPiece continuation prefix.
 pub const CONTINUING_SUBWORD_PREFIX: &str = "##";
@@ -182,6 +184,8 @@ pub struct WordPieceTokenizer {
     vocab_sha256: String,
     vocab_size: usize,
     source: PathBuf,
+    /// The fast path of [`Self::encode_ids`], when the configuration allows one.
+    fast: Option<Arc<FastWordPiece>>,
 }
 
 impl WordPieceTokenizer {
@@ -351,6 +355,7 @@ impl WordPieceTokenizer {
                 );
                 tok.inner.with_normalizer(Some(wanted.normalizer()));
                 tok.options = wanted;
+                tok.refresh_fast();
             }
             Ok(tok)
         } else if vocab_path.is_file() {
@@ -394,7 +399,19 @@ impl WordPieceTokenizer {
     pub fn with_normalizer_options(mut self, options: NormalizerOptions) -> Self {
         self.inner.with_normalizer(Some(options.normalizer()));
         self.options = options;
+        self.refresh_fast();
         self
+    }
+
+    /// Rebuilds the fast path after a change of `inner`'s configuration.
+    fn refresh_fast(&mut self) {
+        self.fast = FastWordPiece::new(&self.inner).map(Arc::new);
+        if self.fast.is_none() {
+            tracing::debug!(
+                source = %self.source.display(),
+                "no fast WordPiece path for this tokenizer configuration"
+            );
+        }
     }
 
     fn finish(
@@ -412,14 +429,17 @@ impl WordPieceTokenizer {
             hasher.update(b"\n");
         }
         let vocab_sha256 = hex(&hasher.finalize());
-        WordPieceTokenizer {
+        let mut tok = WordPieceTokenizer {
             inner,
             special,
             options,
             vocab_sha256,
             vocab_size,
             source: source.to_path_buf(),
-        }
+            fast: None,
+        };
+        tok.refresh_fast();
+        tok
     }
 
     /// Tokenizes `text` without adding special tokens.
@@ -440,17 +460,68 @@ impl WordPieceTokenizer {
         })
     }
 
-    /// Tokenizes `text` to ids only (faster: no token strings or offsets are kept).
+    /// Tokenizes `text` to ids only (much faster than [`Self::encode`]: no token strings or
+    /// offsets are kept, and the common characters take a fast path, see
+    /// [`Self::has_fast_path`]). The ids equal [`Self::encode_ids_reference`]'s.
     ///
     /// # Errors
     /// As [`Self::encode`].
     pub fn encode_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        self.encode_ids_into(text, &mut ids)?;
+        Ok(ids)
+    }
+
+    /// [`Self::encode_ids`] into `ids` (cleared first), reusing its allocation.
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_ids_into(&self, text: &str, ids: &mut Vec<u32>) -> Result<()> {
+        ids.clear();
+        if let Some(fast) = &self.fast {
+            let slow = |segment: &str, out: &mut Vec<u32>| -> Result<()> {
+                let enc = self
+                    .inner
+                    .encode_fast(segment, false)
+                    .map_err(|e| Error::tokenizer(None, e))?;
+                out.extend_from_slice(enc.get_ids());
+                Ok(())
+            };
+            if fast.encode_into(text, ids, slow)? {
+                return Ok(());
+            }
+        }
+        let text = self.prepare_text(text);
+        let enc = self
+            .inner
+            .encode_fast(text.as_ref(), false)
+            .map_err(|e| Error::tokenizer(None, e))?;
+        ids.extend_from_slice(enc.get_ids());
+        Ok(())
+    }
+
+    /// The ids of `text` through the `tokenizers` pipeline alone, without the fast path: the
+    /// reference [`Self::encode_ids`] is tested against (and slower).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_ids_reference(&self, text: &str) -> Result<Vec<u32>> {
         let text = self.prepare_text(text);
         let enc = self
             .inner
             .encode_fast(text.as_ref(), false)
             .map_err(|e| Error::tokenizer(None, e))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Whether [`Self::encode_ids`] has a fast path for this configuration: a BERT
+    /// normaliser with `clean_text`, BERT's pre-tokeniser, a WordPiece model, no truncation
+    /// or padding, and added tokens matched on the raw text (everything this crate's
+    /// constructors build). It covers text made of ASCII and common Unicode punctuation
+    /// (quotes, dashes, ellipsis); other whitespace-separated pieces, and texts containing
+    /// an added token such as `[MASK]` or a capital sigma, go through `tokenizers`.
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// Tokenizes many texts in parallel on all cores (the `tokenizers` crate's rayon pool,
