@@ -13,8 +13,9 @@
 //!   character and every listed mark is a word of its own, and each word goes through
 //!   greedy longest-match-first WordPiece (continuation prefix, `[UNK]` for a word with an
 //!   unmatchable piece or with more than `max_input_chars_per_word` characters);
-//! - any other segment (accents, CJK, Unicode spaces or controls, symbols, ...) is encoded by
-//!   the `tokenizers` pipeline alone, through the caller's fallback. Normalisation is
+//! - any other segment (accents, CJK, Unicode spaces or controls, symbols, ...), together with
+//!   the uncovered segments that follow it, is encoded by the `tokenizers` pipeline alone,
+//!   through the caller's fallback. Normalisation is
 //!   character-local (NFD only reorders combining marks, which never cross a space) and words
 //!   never cross whitespace, so the ids of a text are the concatenation of its segments' ids;
 //! - a text that contains an added token's content (`[MASK]`, ...) or, when lower-casing, a
@@ -111,6 +112,14 @@ impl Hasher for KeyHasher {
         h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         h ^ (h >> 33)
     }
+}
+
+/// What [`FastWordPiece::scan_segment`] found.
+enum Scan {
+    /// An added token starts in the segment.
+    Added,
+    /// The segment ends at byte `end`; `covered`: the fast path handles all its characters.
+    Segment { end: usize, covered: bool },
 }
 
 type KeyMap = HashMap<Box<[u8]>, u32, BuildHasherDefault<KeyHasher>>;
@@ -283,16 +292,30 @@ impl FastWordPiece {
                         self.push_word(&bytes[i..i + len], 1, out);
                         i += len;
                     } else {
-                        // the rest of the segment goes to the slow path, whole
-                        let mut end = i + len;
-                        while end < n && self.classes[bytes[end] as usize] & KIND != SPACE {
-                            if self.classes[bytes[end] as usize] & ADDED != 0
-                                && self.added_at(&bytes[end..])
-                            {
-                                out.truncate(base);
-                                return Ok(false);
+                        // this segment and the uncovered segments right after it go to the
+                        // slow path in one call (one call per word would cost more than the
+                        // old whole-line call on text that is mostly non-ASCII)
+                        let Scan::Segment { mut end, .. } = self.scan_segment(text, i + len) else {
+                            out.truncate(base);
+                            return Ok(false);
+                        };
+                        loop {
+                            let next = end
+                                + bytes[end..]
+                                    .iter()
+                                    .take_while(|&&b| self.classes[b as usize] & KIND == SPACE)
+                                    .count();
+                            if next >= n {
+                                break;
                             }
-                            end += 1;
+                            match self.scan_segment(text, next) {
+                                Scan::Added => {
+                                    out.truncate(base);
+                                    return Ok(false);
+                                }
+                                Scan::Segment { end: e, covered: false } => end = e,
+                                Scan::Segment { covered: true, .. } => break,
+                            }
                         }
                         word.clear();
                         out.truncate(seg_out);
@@ -304,6 +327,30 @@ impl FastWordPiece {
         }
         self.flush(&mut word, out);
         Ok(true)
+    }
+
+    /// Scans the segment part `text[from..]` up to the next ASCII whitespace: whether the
+    /// fast path covers it, or whether an added token starts in it.
+    fn scan_segment(&self, text: &str, from: usize) -> Scan {
+        let bytes = text.as_bytes();
+        let mut covered = true;
+        let mut j = from;
+        while j < bytes.len() {
+            let class = self.classes[bytes[j] as usize];
+            if class & ADDED != 0 && self.added_at(&bytes[j..]) {
+                return Scan::Added;
+            }
+            match class & KIND {
+                SPACE => break,
+                NON_ASCII => {
+                    let c = text[j..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+                    covered &= is_plain_punct(c);
+                    j += c.len_utf8();
+                }
+                _ => j += 1,
+            }
+        }
+        Scan::Segment { end: j, covered }
     }
 
     #[inline]

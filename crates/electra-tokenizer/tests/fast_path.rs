@@ -173,6 +173,13 @@ fn edge_cases_match() {
         "\u{2026}\u{2014}\u{2013}\u{2018}\u{2019}\u{201c}\u{201d}\u{ab}\u{bb}\u{bf}\u{a1}".into(),
         "don\u{2019}t won\u{2019}t \u{2018}tis".into(),
         "\u{1f600} emoji\u{1f600}x".into(),
+        // runs of uncovered segments, with covered ones and added tokens around them
+        "h\u{e9}llo w\u{f6}rld 123 caf\u{e9} x \u{e9}  \u{e9}\t\u{e9}   ".into(),
+        "\u{e9} [MASK] \u{e9}".into(),
+        "\u{e9} \u{e9}x ab[SEP]cd".into(),
+        "\u{e9}[UNK]".into(),
+        "\u{43f}\u{440}\u{438}\u{432}\u{435}\u{442}, \u{43c}\u{438}\u{440}! 1990 \u{201c}\u{434}\u{430}\u{201d} ok".into(),
+        "x \u{2014}\u{e9}\u{2014} \u{2014} y".into(),
     ];
     for n in [99, 100, 101, 250] {
         texts.push(long(n, 'a'));
