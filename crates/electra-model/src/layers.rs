@@ -6,7 +6,7 @@
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::activation;
+use burn::tensor::{Distribution, activation};
 
 use crate::config::{Activation, ElectraConfig};
 use crate::params::{
@@ -92,7 +92,7 @@ impl<B: Backend> Embeddings<B> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids); // [batch, seq, embedding]
-        self.dropout.forward(self.layer_norm.forward(x))
+        dropout(&self.dropout, self.layer_norm.forward(x))
     }
 
     /// The word embedding table, `[vocab, embedding]`.
@@ -154,17 +154,51 @@ impl<B: Backend> Attention<B> {
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
+        self.forward_flat(x.reshape([batch * seq, hidden]), mask_bias).reshape([batch, seq, hidden])
+    }
+
+    /// [`Self::forward`] on the tokens as rows: every projection is one 2-D matrix multiply, so
+    /// its weight gradient is one product over all tokens instead of one per sequence plus a sum.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch * seq, hidden]`, `mask_bias`: `[batch, 1, 1, seq]`
+    /// - output: `[batch * seq, hidden]`
+    fn forward_flat(&self, x: Tensor<B, 2>, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
+        let [tokens, hidden] = x.dims();
+        let [batch, _, _, seq] = mask_bias.dims();
         let heads = self.num_heads;
         let head_dim = hidden / heads;
-        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2); // [batch, heads, seq, head_dim]
+        // [batch, heads, seq, head_dim]; with one head a free reshape, otherwise a strided view
+        // (burn's flex matmul reads strided operands without copying them).
+        let split = |t: Tensor<B, 2>| {
+            if heads == 1 {
+                t.reshape([batch, 1, seq, head_dim])
+            } else {
+                t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2)
+            }
+        };
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + mask_bias; // [batch, heads, seq, seq]
-        let probs = self.attention_dropout.forward(activation::softmax(scores, 3));
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]); // [batch, seq, hidden]
-        self.layer_norm.forward(x + self.dropout.forward(self.dense.forward(context)))
+        let probs = dropout(&self.attention_dropout, activation::softmax(scores, 3));
+        let context = probs.matmul(v); // [batch, heads, seq, head_dim]
+        let context = if heads == 1 { context } else { context.swap_dims(1, 2) }.reshape([tokens, hidden]);
+        self.layer_norm.forward(x + dropout(&self.dropout, self.dense.forward(context)))
     }
+}
+
+/// `Dropout::forward` with the `1 / keep` scale folded into the mask: `x * (mask / keep)`
+/// instead of `(x * mask) / keep`, bit-identical (the mask is 0 or 1) with the same random draws,
+/// but one tracked operation instead of two (one pass fewer forward and backward). Identity at
+/// inference (no autodiff) and for `prob = 0`, as `Dropout`.
+pub fn dropout<B: Backend, const D: usize>(d: &Dropout, x: Tensor<B, D>) -> Tensor<B, D> {
+    if d.prob == 0.0 || !B::ad_enabled(&x.device()) {
+        return x;
+    }
+    let keep = 1.0 - d.prob;
+    let mask = x.random_like(Distribution::Bernoulli(keep)).mul_scalar(1.0 / keep);
+    x * mask
 }
 
 /// One post-LN transformer layer: attention, then `LN(x + dropout(W2 act(W1 x)))`.
@@ -209,9 +243,15 @@ impl<B: Backend> Layer<B> {
     /// - `x`: `[batch, seq, hidden]`, `mask_bias`: `[batch, 1, 1, seq]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = self.attention.forward(x, mask_bias);
-        let h = activate(self.activation, self.intermediate.forward(x.clone())); // [batch, seq, ffn]
-        self.layer_norm.forward(x + self.dropout.forward(self.output.forward(h)))
+        let [batch, seq, hidden] = x.dims();
+        self.forward_flat(x.reshape([batch * seq, hidden]), mask_bias).reshape([batch, seq, hidden])
+    }
+
+    /// [`Self::forward`] on `[batch * seq, hidden]` rows (see [`Attention::forward`]).
+    fn forward_flat(&self, x: Tensor<B, 2>, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.attention.forward_flat(x, mask_bias);
+        let h = activate(self.activation, self.intermediate.forward(x.clone())); // [batch * seq, ffn]
+        self.layer_norm.forward(x + dropout(&self.dropout, self.output.forward(h)))
     }
 }
 
@@ -266,15 +306,18 @@ impl<B: Backend> Encoder<B> {
     /// - `attention_mask`: `[batch, seq]`, 1 for real tokens and 0 for padding
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, embedded: Tensor<B, 3>, attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [batch, seq, embedding] = embedded.dims();
+        let embedded = embedded.reshape([batch * seq, embedding]);
         let mut x = match &self.embeddings_project {
             Some(p) => p.forward(embedded),
             None => embedded,
-        };
+        }; // [batch * seq, hidden]
         let mask_bias = mask_bias(attention_mask);
         for layer in &self.layers {
-            x = layer.forward(x, mask_bias.clone());
+            x = layer.forward_flat(x, mask_bias.clone());
         }
-        x
+        let hidden = x.dims()[1];
+        x.reshape([batch, seq, hidden])
     }
 }
 
@@ -318,8 +361,8 @@ impl<B: Backend> DiscriminatorHead<B> {
     /// - `hidden`: `[batch, seq, hidden]`
     /// - output: `[batch, seq]` logits of "replaced"
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
-        let [batch, seq, _] = hidden.dims();
-        let h = activate(self.activation, self.dense.forward(hidden));
+        let [batch, seq, width] = hidden.dims();
+        let h = activate(self.activation, self.dense.forward(hidden.reshape([batch * seq, width])));
         self.dense_prediction.forward(h).reshape([batch, seq])
     }
 }
