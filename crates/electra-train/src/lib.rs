@@ -16,7 +16,7 @@ pub mod trainer;
 pub use config::{ModelSpec, Objective, PretrainConfig};
 pub use error::{Error, Result};
 pub use metrics::{EvalMetrics, StepMetrics};
-pub use trainer::{NoProgress, Progress, RunPaths, Summary, pretrain};
+pub use trainer::{NoProgress, Progress, RunPaths, StepOutcome, Summary, masker, pretrain, train_step};
 
 pub(crate) fn hf_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Ok(electra_model::hf::write_atomic(path, bytes)?)

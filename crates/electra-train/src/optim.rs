@@ -27,6 +27,19 @@ pub struct ElectraAdam {
     pub bias_correction: bool,
 }
 
+impl ElectraAdam {
+    /// The optimiser settings of a run.
+    pub fn from_config(config: &crate::PretrainConfig) -> Self {
+        Self {
+            beta1: config.adam_beta1 as f32,
+            beta2: config.adam_beta2 as f32,
+            epsilon: config.adam_epsilon as f32,
+            weight_decay: config.weight_decay as f32,
+            bias_correction: config.bias_correction,
+        }
+    }
+}
+
 impl<B: Backend> SimpleOptimizer<B> for ElectraAdam {
     type State<const D: usize> = AdaptiveMomentumState<B, D>;
 

@@ -191,6 +191,92 @@ pub(crate) fn forward<B: Backend>(
     Ok(out)
 }
 
+/// The masker of a run: `config`'s masking settings, BERT's 80/10/10 scheme for the MLM
+/// objective; `continuation` marks `##` pieces (whole-word masking only).
+pub fn masker(config: &PretrainConfig, special: SpecialIds, continuation: Option<Vec<bool>>) -> Result<Masker> {
+    Ok(Masker::new(
+        MaskingConfig {
+            mask_prob: config.mask_prob,
+            mask_token_prob: config.mask_token_prob,
+            max_seq_len: config.max_seq_len,
+            whole_word: config.whole_word,
+            scheme: if config.objective == Objective::Mlm { Scheme::Bert } else { Scheme::Electra },
+        },
+        special,
+        continuation,
+    )?)
+}
+
+/// What one optimiser step did (see [`train_step`]).
+pub struct StepOutcome {
+    totals: StepTotals,
+    /// The learning rate applied.
+    pub lr: f64,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+impl StepOutcome {
+    /// Tokens (padding included) processed by the step.
+    pub fn tokens(&self) -> usize {
+        self.totals.tokens
+    }
+
+    /// Positions the generator predicted (masked positions), over all micro-batches.
+    pub fn predictions(&self) -> usize {
+        self.totals.predictions
+    }
+
+    /// The mean MLM and discriminator losses over the micro-batches.
+    pub fn losses(&self) -> (f64, f64) {
+        let parts = self.totals.parts.max(1) as f64;
+        (self.totals.mlm / parts, self.totals.disc / parts)
+    }
+}
+
+/// One optimiser step of [`pretrain`], exactly as the loop runs it: seeds every random draw from
+/// `(config.seed, step)`; for each of the `config.grad_accumulation` micro-batches
+/// (`micro_batch(k)`, `k = 0..grad_accumulation`) masks, runs the generator, sampling and
+/// discriminator, checks that the losses are finite, backpropagates
+/// `(mlm + disc_weight x disc) / grad_accumulation` and accumulates; then clips the global
+/// gradient norm and applies the optimiser at `config.learning_rate_at(step)`. Public so that
+/// benchmarks time the real step.
+pub fn train_step<B: AutodiffBackend>(
+    model: ElectraPreTraining<B>,
+    optim: &mut crate::optim::Optim<ElectraPreTraining<B>, B>,
+    config: &PretrainConfig,
+    masker: &Masker,
+    step: u64,
+    mut micro_batch: impl FnMut(usize) -> Result<HostBatch>,
+) -> Result<(ElectraPreTraining<B>, StepOutcome)> {
+    let device = model.embeddings.word_table().device();
+    let seed = step_seed(config.seed, step);
+    B::seed(&device, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut accumulator = GradientsAccumulator::<ElectraPreTraining<B>>::new();
+    let mut totals = StepTotals::default();
+    for k in 0..config.grad_accumulation {
+        let batch = micro_batch(k)?;
+        let f = forward(&model, &batch, masker, config.objective, config.temperature, &mut rng, false)?;
+        let (mlm_v, disc_v) = f.loss_values();
+        if !mlm_v.is_finite() || !disc_v.is_finite() {
+            return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
+        }
+        let mut loss = f.mlm.clone();
+        if let Some(d) = f.disc.clone() {
+            loss = loss + d.mul_scalar(config.disc_weight);
+        }
+        let loss = loss.div_scalar(config.grad_accumulation as f64);
+        accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+        totals.add(&f, mlm_v, disc_v, batch.batch * batch.seq);
+    }
+    let mut grads = accumulator.grads();
+    let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
+    let lr = config.learning_rate_at(step);
+    let model = optim.step(lr, model, grads);
+    Ok((model, StepOutcome { totals, lr, grad_norm }))
+}
+
 /// Pre-trains from prepared shards. With `resume`, continues from the newest checkpoint in
 /// `paths.out_dir/checkpoints`.
 pub fn pretrain<B: AutodiffBackend>(
@@ -220,28 +306,11 @@ pub fn pretrain<B: AutodiffBackend>(
     let sp = tokenizer.special_tokens();
     let special = SpecialIds { pad: sp.pad, cls: sp.cls, sep: sp.sep, mask: sp.mask, vocab_size: tokenizer.vocab_size() };
     let continuation: Vec<bool> = tokenizer.vocab_tokens().iter().map(|t| t.starts_with("##")).collect();
-    let masker = Masker::new(
-        MaskingConfig {
-            mask_prob: config.mask_prob,
-            mask_token_prob: config.mask_token_prob,
-            max_seq_len: config.max_seq_len,
-            whole_word: config.whole_word,
-            scheme: if config.objective == Objective::Mlm { Scheme::Bert } else { Scheme::Electra },
-        },
-        special,
-        config.whole_word.then_some(continuation),
-    )?;
+    let masker = masker(config, special, config.whole_word.then_some(continuation))?;
 
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     let mut model = ElectraPreTraining::<B>::init(&networks, config.seed, device)?;
-    let mut optim = ElectraAdam {
-        beta1: config.adam_beta1 as f32,
-        beta2: config.adam_beta2 as f32,
-        epsilon: config.adam_epsilon as f32,
-        weight_decay: config.weight_decay as f32,
-        bias_correction: config.bias_correction,
-    }
-    .init::<B, ElectraPreTraining<B>>();
+    let mut optim = ElectraAdam::from_config(config).init::<B, ElectraPreTraining<B>>();
     let mut start = 0;
     let config_path = out.join("config.json");
     if resume {
@@ -276,31 +345,11 @@ pub fn pretrain<B: AutodiffBackend>(
             save_checkpoint(&ckpt_root, step, &model, &optim, config.keep_checkpoints)?;
             return Err(Error::Interrupted(step));
         }
-        let seed = step_seed(config.seed, step);
-        B::seed(device, seed);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut accumulator = GradientsAccumulator::<ElectraPreTraining<B>>::new();
-        let mut totals = StepTotals::default();
-        for k in 0..config.grad_accumulation {
-            let consumed = step * config.batch_size as u64 + (k * micro) as u64;
-            let batch = batches.batch(consumed, micro)?;
-            let f = forward(&model, &batch, &masker, config.objective, config.temperature, &mut rng, false)?;
-            let (mlm_v, disc_v) = f.loss_values();
-            if !mlm_v.is_finite() || !disc_v.is_finite() {
-                return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
-            }
-            let mut loss = f.mlm.clone();
-            if let Some(d) = f.disc.clone() {
-                loss = loss + d.mul_scalar(config.disc_weight);
-            }
-            let loss = loss.div_scalar(config.grad_accumulation as f64);
-            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
-            totals.add(&f, mlm_v, disc_v, batch.batch * batch.seq);
-        }
-        let mut grads = accumulator.grads();
-        let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
-        let lr = config.learning_rate_at(step);
-        model = optim.step(lr, model, grads);
+        let (next, outcome) = train_step(model, &mut optim, config, &masker, step, |k| {
+            batches.batch(step * config.batch_size as u64 + (k * micro) as u64, micro)
+        })?;
+        model = next;
+        let StepOutcome { totals, lr, grad_norm } = outcome;
         window.1 += totals.tokens;
 
         let done = step + 1;
