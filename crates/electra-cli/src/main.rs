@@ -1,6 +1,7 @@
 //! `electra`: pre-training, fine-tuning and inference for ELECTRA models.
 
 mod backend;
+mod bench;
 mod finetune;
 mod infer;
 mod input;
@@ -53,6 +54,8 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Classify text with a fine-tuned model (JSON Lines: label and probabilities per line).
     Classify(finetune::ClassifyArgs),
+    /// Benchmark against PyTorch + transformers: `bench` (model steps) or `bench prepare`.
+    Bench(bench::BenchArgs),
 }
 
 fn init_logging() {
@@ -70,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score { common } => infer::score(&common),
         Command::FillMask { common, top_k } => infer::fill_mask(&common, top_k),
         Command::Embed { common, pooling, normalize } => infer::embed(&common, pooling, normalize),
+        Command::Bench(args) => bench::bench(&args),
         Command::Finetune(args) => finetune::finetune(&args),
         Command::Classify(args) => finetune::classify(&args),
     }
