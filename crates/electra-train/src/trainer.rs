@@ -14,7 +14,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRecorder, Recorder};
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
 use electra_corrupt::{Masker, MaskingConfig, Scheme, SpecialIds, ids_from_tensor, replace_tokens, sample_tokens};
@@ -572,16 +572,18 @@ pub fn save_checkpoint<B: AutodiffBackend>(
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let result = (|| -> Result<()> {
-        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        model.clone().save_file(tmp.join("model"), &recorder).map_err(|e| fail(e.to_string()))?;
-        recorder.record(optim.to_record(), tmp.join("optimizer")).map_err(|e| fail(e.to_string()))?;
+        // Serialised in memory (the same bytes NamedMpkFileRecorder writes and reads), then
+        // written and synced by write_atomic, so that a failed write (a full disk, say) is an
+        // I/O error naming the file and the OS's reason rather than an encoder error.
+        let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+        let model_bytes = recorder.record(model.clone().into_record(), ()).map_err(|e| fail(e.to_string()))?;
+        hf::write_atomic(&tmp.join("model.mpk"), &model_bytes)?;
+        drop(model_bytes);
+        let optim_bytes = recorder.record(optim.to_record(), ()).map_err(|e| fail(e.to_string()))?;
+        hf::write_atomic(&tmp.join("optimizer.mpk"), &optim_bytes)?;
+        drop(optim_bytes);
         let state = serde_json::to_string(&CheckpointState { step, format: CHECKPOINT_FORMAT }).unwrap_or_default();
         hf::write_atomic(&tmp.join("state.json"), state.as_bytes())?;
-        for f in ["model.mpk", "optimizer.mpk"] {
-            if let Ok(file) = std::fs::File::open(tmp.join(f)) {
-                file.sync_all().map_err(|e| Error::io(tmp.join(f), e))?;
-            }
-        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }

@@ -186,3 +186,28 @@ fn the_mlm_baseline_trains_a_full_size_masked_lm() {
     let losses = train_losses(&paths.out_dir);
     assert!(losses.iter().all(|(_, m, d)| m.is_finite() && *m > 0.0 && *d == 0.0), "{losses:?}");
 }
+
+/// A checkpoint that cannot be written (here: its directory name is taken by a file; a full disk
+/// fails the same write path, checked by hand on a 40 MB tmpfs, see docs/user-guide.md) is an
+/// error naming the path, and the last good checkpoint survives and resumes.
+#[test]
+fn a_failed_checkpoint_write_keeps_the_last_good_one() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = prepare(tmp.path());
+    let config = PretrainConfig { checkpoint_every: 2, ..tiny_config() };
+    let paths = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("run") };
+    let ckpts = paths.out_dir.join("checkpoints");
+    std::fs::create_dir_all(&ckpts).unwrap();
+    // step-00000004 cannot become a directory.
+    std::fs::write(ckpts.join("step-00000004"), b"not a checkpoint").unwrap();
+    let err = electra_train::pretrain::<B>(&config, &tok, &paths, false, &Default::default(), &mut electra_train::NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("step-00000004"), "{err}");
+    assert!(ckpts.join("step-00000002/state.json").is_file(), "the step-2 checkpoint survives");
+    assert!(!ckpts.join(".step-00000004.partial").exists(), "no partial directory left behind");
+    std::fs::remove_file(ckpts.join("step-00000004")).unwrap();
+    let s = electra_train::pretrain::<B>(&config, &tok, &paths, true, &Default::default(), &mut electra_train::NoProgress).unwrap();
+    assert_eq!(s.steps, 4);
+}
