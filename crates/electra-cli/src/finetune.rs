@@ -21,6 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::backend::{self, AutodiffBackend, Backend};
+use crate::infer::Common;
 use crate::input::{JsonLines, read_lines};
 
 /// How the encoder is initialised.
@@ -153,27 +154,6 @@ pub struct FinetuneArgs {
     /// quick pre-training run uses none, the paper fine-tunes with 0.1).
     #[arg(long)]
     pub dropout: Option<f64>,
-}
-
-/// `electra classify`.
-#[derive(Debug, clap::Args)]
-pub struct ClassifyArgs {
-    /// A fine-tuned model directory (from `electra finetune`, or transformers'
-    /// ElectraForSequenceClassification).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Text file, one input per line; a tab separates the two texts of a pair.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Output (JSON Lines: label and probabilities, or the value for regression).
-    #[arg(long)]
-    pub output: PathBuf,
-    /// Lines per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Maximum tokens per input.
-    #[arg(long, default_value_t = 128)]
-    pub max_seq_len: usize,
 }
 
 fn load_task(args: &FinetuneArgs) -> Result<TextTask> {
@@ -611,7 +591,7 @@ fn summarise(args: &FinetuneArgs, name: &str, results: &[(RunResult, Option<Scor
 }
 
 /// `electra classify`.
-pub fn classify(args: &ClassifyArgs) -> Result<()> {
+pub fn classify(args: &Common) -> Result<()> {
     let device = backend::device();
     let model = TaskModel::<Backend>::load(&args.model, &device)
         .with_context(|| format!("cannot load a fine-tuned model from {}", args.model.display()))?;
@@ -622,7 +602,8 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
     };
     let tok = WordPieceTokenizer::from_dir(&args.model)
         .with_context(|| format!("cannot load the tokenizer of {}", args.model.display()))?;
-    let max_len = args.max_seq_len.min(model.electra.config.max_position_embeddings);
+    let positions = model.electra.config.max_position_embeddings;
+    let max_len = args.max_seq_len.unwrap_or(positions).min(positions);
     let lines = read_lines(&args.input)?;
     let mut features = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {

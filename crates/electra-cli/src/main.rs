@@ -52,8 +52,12 @@ enum Command {
     },
     /// Fine-tune a pre-trained encoder on a labelled task (GLUE or generic files), over seeds.
     Finetune(finetune::FinetuneArgs),
-    /// Classify text with a fine-tuned model (JSON Lines: label and probabilities per line).
-    Classify(finetune::ClassifyArgs),
+    /// Classify text with a fine-tuned model (JSON Lines: label and probabilities per line; a
+    /// tab separates the two texts of a pair).
+    Classify {
+        #[command(flatten)]
+        common: infer::Common,
+    },
     /// Benchmark against PyTorch + transformers: `bench` (model steps) or `bench prepare`.
     Bench(bench::BenchArgs),
 }
@@ -75,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed { common, pooling, normalize } => infer::embed(&common, pooling, normalize),
         Command::Bench(args) => bench::bench(&args),
         Command::Finetune(args) => finetune::finetune(&args),
-        Command::Classify(args) => finetune::classify(&args),
+        Command::Classify { common } => finetune::classify(&common),
     }
 }
 
