@@ -275,12 +275,17 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     println!("\n== pre-training summary ==");
     println!("steps            {} ({} in this run, {:.0} s)", summary.steps, summary.steps_this_run, summary.seconds);
     if let Some(e) = &summary.eval {
-        println!("generator        MLM accuracy {:.3} (unigram baseline {:.3}), loss {:.3}", e.gen_accuracy, e.unigram_accuracy, e.mlm_loss);
-        println!(
-            "discriminator    AUC {:.3}, accuracy {:.3}, precision {:.3}, recall {:.3}, loss {:.4}",
-            e.auc, e.disc_accuracy, e.precision, e.recall, e.disc_loss
-        );
-        println!("replaced tokens  {:.3} of real tokens ({} validation examples)", e.replaced_fraction, e.examples);
+        let name = if summary.discriminator_dir.is_some() { "generator" } else { "masked LM" };
+        println!("{name:<17}MLM accuracy {:.3} (unigram baseline {:.3}), loss {:.3}", e.gen_accuracy, e.unigram_accuracy, e.mlm_loss);
+        if summary.discriminator_dir.is_some() {
+            println!(
+                "discriminator    AUC {:.3}, accuracy {:.3}, precision {:.3}, recall {:.3}, loss {:.4}",
+                e.auc, e.disc_accuracy, e.precision, e.recall, e.disc_loss
+            );
+            println!("replaced tokens  {:.3} of real tokens ({} validation examples)", e.replaced_fraction, e.examples);
+        } else {
+            println!("({} validation examples; the MLM objective has no discriminator)", e.examples);
+        }
     }
     if let Some(d) = &summary.discriminator_dir {
         println!("discriminator -> {}", d.display());
