@@ -365,13 +365,7 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
 }
 
 fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
+    electra_finetune::metrics::median(values).unwrap_or(f64::NAN)
 }
 
 // ---------------------------------------------------------------------------------------------

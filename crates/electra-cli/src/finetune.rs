@@ -9,7 +9,7 @@ use burn::prelude::*;
 use electra_finetune::data::{
     GenericOptions, GlueTask, Label, SquadConfig, SquadExample, SquadFeature, SquadPostConfig, TaggedSentence,
     TaggingFeature, TaggingTask, TaskKind, TextExample, TextTask, load_conll, load_generic_files,
-    load_generic_single, load_glue, read_squad, squad_features, squad_predictions, tagging_features,
+    load_generic_single, load_glue, read_squad, squad_features, squad_predictions, tagging_features, text_features,
     word_predictions,
 };
 use electra_finetune::metrics::{self, MetricKind};
@@ -173,19 +173,22 @@ fn load_task(args: &FinetuneArgs) -> Result<TextTask> {
 }
 
 fn to_features(tok: &WordPieceTokenizer, examples: &[TextExample], max_len: usize) -> Result<Vec<Feature>> {
-    examples
-        .iter()
-        .map(|e| {
-            let input = tok
-                .encode_pair(&e.text_a, e.text_b.as_deref(), max_len)
-                .with_context(|| format!("{}: cannot tokenise", e.location))?;
-            let target = e.label.map(|l| match l {
+    Ok(text_features(tok, examples, max_len)?
+        .into_iter()
+        .map(|f| Feature {
+            input_ids: f.input.input_ids,
+            token_type_ids: f.input.token_type_ids,
+            target: f.label.map(|l| match l {
                 Label::Class(c) => Target::Class(c),
                 Label::Value(v) => Target::Value(v),
-            });
-            Ok(Feature { input_ids: input.input_ids, token_type_ids: input.token_type_ids, target })
+            }),
         })
-        .collect()
+        .collect())
+}
+
+/// Index of the largest value (`None` for an empty slice).
+fn argmax(values: &[f32]) -> Option<usize> {
+    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i)
 }
 
 /// Predicted labels from raw outputs: argmax for classification, the value for regression.
@@ -195,7 +198,7 @@ fn predictions(kind: &TaskKind, outputs: &Outputs) -> Vec<Label> {
         .map(|o| match kind {
             TaskKind::Regression => Label::Value(o.first().copied().unwrap_or(0.0)),
             TaskKind::Classification { .. } => {
-                let best = o.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+                let best = argmax(o).unwrap_or(0);
                 Label::Class(best)
             }
         })
@@ -224,17 +227,6 @@ impl RunProgress for Bar {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
 
 /// Scores raw model outputs of one split.
 type Scorer<'a> = Box<dyn Fn(&Outputs) -> Result<Scores> + 'a>;
@@ -291,7 +283,7 @@ fn tagging_scores(labels: &[String], feats: &[TaggingFeature], gold: &[TaggedSen
     for ((f, s), o) in feats.iter().zip(gold).zip(outputs) {
         let token_preds: Vec<usize> = o
             .chunks(n)
-            .map(|c| c.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(fallback))
+            .map(|c| argmax(c).unwrap_or(fallback))
             .collect();
         let words = word_predictions(f, &token_preds, fallback);
         pred_tags.push(words.iter().map(|&i| labels[i].clone()).collect::<Vec<_>>());
@@ -570,7 +562,7 @@ fn summarise(args: &FinetuneArgs, name: &str, results: &[(RunResult, Option<Scor
             continue;
         }
         for (i, n) in names.iter().enumerate() {
-            let m = median(&mut column(split, i));
+            let m = metrics::median(&column(split, i)).unwrap_or(f64::NAN);
             cells.push(format!("{m:.4}"));
             medians.insert(format!("{split}_{n}"), m.into());
         }
@@ -623,7 +615,7 @@ pub fn classify(args: &Common) -> Result<()> {
             Some(labels) => {
                 let t = Tensor::<Backend, 1>::from_floats(o.as_slice(), &device);
                 let p = softmax(t, 0).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-                let best = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(k, _)| k).unwrap_or(0);
+                let best = argmax(&p).unwrap_or(0);
                 let probs: serde_json::Map<String, serde_json::Value> =
                     labels.iter().zip(&p).map(|(l, &v)| (l.clone(), json!(v))).collect();
                 json!({"line": i + 1, "label": labels[best], "probabilities": probs})

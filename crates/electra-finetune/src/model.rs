@@ -23,6 +23,7 @@ use electra_model::params::{Kind, ParamSink, ParamSource, RandomInit, build_line
 use electra_model::{ElectraConfig, ElectraModel};
 use serde::{Deserialize, Serialize};
 
+use crate::run::host;
 use crate::{Error, Result};
 
 /// The task a head solves.
@@ -346,9 +347,6 @@ impl<B: Backend> TaskModel<B> {
     }
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
-}
 
 /// Labels from `id2label` in id order (`LABEL_i` when absent).
 fn labels_from_config(config: &ElectraConfig) -> Vec<String> {

@@ -322,7 +322,8 @@ pub fn predict<B: Backend>(model: &TaskModel<B>, features: &[Feature], batch_siz
     out
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+/// A tensor's values on the host, as f32.
+pub(crate) fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
 }
 
