@@ -3,7 +3,10 @@
 
 ELECTRA-Small (discriminator: hidden 256, 12 layers, 4 heads, FFN 1024, embeddings 128;
 generator 1/4: hidden 64, 1 head, FFN 256; vocabulary 30,522), random initialisation, built
-from an `ElectraConfig` (nothing is downloaded), CPU, float32. Tasks:
+from an `ElectraConfig` (nothing is downloaded), float32, on the CPU or (`--device cuda`) a GPU.
+On a GPU each repetition ends with `torch.cuda.synchronize()`, and the report adds the GPU's
+peak allocated memory (`gpu_peak_mib`). TF32 stays off (PyTorch's default for float32 matmuls).
+Tasks:
 
 - `pretrain`: one full ELECTRA pre-training step as `electra_train::train_step` does it: masking
   (15% of the tokens, `round(0.15 x seq)` per row, 85% of them shown as [MASK]), generator hidden
@@ -100,14 +103,26 @@ def adamw(torch, modules, lr):
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6), decay + no_decay
 
 
+DEVICE = "cpu"
+
+
+def sync(torch):
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
+
+
 def timed(step, warmup, reps):
+    import torch
+
     for _ in range(warmup):
         step()
+    sync(torch)
     times = []
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     for _ in range(reps):
         t = time.perf_counter()
         step()
+        sync(torch)
         times.append(time.perf_counter() - t)
     wall = time.perf_counter() - wall0
     return times, (cpu_seconds() - cpu0) / max(wall, 1e-9)
@@ -120,24 +135,25 @@ def task_pretrain(torch, args):
     gen_cfg, disc_cfg = configs(args.attn)
     gen, disc = ElectraForMaskedLM(gen_cfg), ElectraForPreTraining(disc_cfg)
     disc.electra.embeddings = gen.electra.embeddings  # one set of shared embeddings
+    gen, disc = gen.to(DEVICE), disc.to(DEVICE)
     gen.train()
     disc.train()
     optim, params = adamw(torch, [gen, disc], 5e-4)
     b, s = args.batch, args.seq
-    ids, types, mask = synthetic_batch(torch, b, s, args.seed)
+    ids, types, mask = (t.to(DEVICE) for t in synthetic_batch(torch, b, s, args.seed))
     k = min(round(0.15 * s), s)  # per-row count: max(1, min(19, round(0.15 x real tokens)))
     special = (ids == CLS) | (ids == SEP)
-    row_offset = (torch.arange(b) * s).unsqueeze(1)
+    row_offset = (torch.arange(b, device=DEVICE) * s).unsqueeze(1)
     maskf = mask.float()
     predictions = [0]
 
     def step():
         # Masking: k positions per row among non-special tokens, 85% of them shown as [MASK].
-        scores = torch.rand(b, s).masked_fill(special, -1.0)
+        scores = torch.rand(b, s, device=DEVICE).masked_fill(special, -1.0)
         flat = (scores.topk(k, dim=1).indices + row_offset).reshape(-1)  # [n]
         targets = ids.reshape(-1)[flat]
         gen_in = ids.reshape(-1).clone()
-        gen_in[flat[torch.rand(flat.numel()) < 0.85]] = MASK
+        gen_in[flat[torch.rand(flat.numel(), device=DEVICE) < 0.85]] = MASK
         hidden = gen.electra(input_ids=gen_in.view(b, s), attention_mask=mask, token_type_ids=types).last_hidden_state
         picked = hidden.reshape(b * s, -1)[flat]  # [n, 64]: the vocabulary projection at masked positions only
         logits = gen.generator_lm_head(gen.generator_predictions(picked))  # [n, vocab]
@@ -159,7 +175,7 @@ def task_pretrain(torch, args):
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         # What the Rust step reads back: both losses, generator accuracy, discriminator logits.
-        mlm.item(), disc_loss.item(), gen_correct.item(), disc_logits.detach().numpy()
+        mlm.item(), disc_loss.item(), gen_correct.item(), disc_logits.detach().cpu().numpy()
         predictions[0] = flat.numel()
 
     times, util = timed(step, args.warmup, args.reps)
@@ -170,12 +186,12 @@ def task_inference(torch, args):
     from transformers import ElectraForPreTraining
 
     _, disc_cfg = configs(args.attn)
-    disc = ElectraForPreTraining(disc_cfg).eval()
-    ids, types, mask = synthetic_batch(torch, args.batch, args.seq, args.seed)
+    disc = ElectraForPreTraining(disc_cfg).eval().to(DEVICE)
+    ids, types, mask = (t.to(DEVICE) for t in synthetic_batch(torch, args.batch, args.seq, args.seed))
 
     def step():
         with torch.inference_mode():
-            disc(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.numpy()
+            disc(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.cpu().numpy()
 
     times, util = timed(step, args.warmup, args.reps)
     return {"times_s": times, "cores_used": util}
@@ -191,9 +207,11 @@ def task_finetune(torch, args):
     head = torch.nn.Linear(disc_cfg.hidden_size, 2)
     torch.nn.init.normal_(head.weight, std=0.02)
     torch.nn.init.zeros_(head.bias)
+    electra, head = electra.to(DEVICE), head.to(DEVICE)
     optim, _ = adamw(torch, [electra, head], 1e-4)
-    ids, types, mask = synthetic_batch(torch, args.batch, args.seq, args.seed)
+    ids, types, mask = (t.to(DEVICE) for t in synthetic_batch(torch, args.batch, args.seq, args.seed))
     labels = torch.randint(0, 2, (args.batch,), generator=torch.Generator().manual_seed(args.seed + 1))
+    labels = labels.to(DEVICE)
 
     def step():
         cls = electra(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state[:, 0]
@@ -209,7 +227,7 @@ def task_finetune(torch, args):
 
 def task_peak(torch, args):
     n = args.size
-    a, b = torch.rand(n, n), torch.rand(n, n)
+    a, b = torch.rand(n, n, device=DEVICE), torch.rand(n, n, device=DEVICE)
     times, util = timed(lambda: torch.matmul(a, b), max(args.warmup, 1), max(args.reps, 3))
     return {"times_s": times, "cores_used": util, "size": n, "gflops": 2.0 * n**3 / min(times) / 1e9}
 
@@ -217,6 +235,10 @@ def task_peak(torch, args):
 def run_task(args):
     import torch
 
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE != "cpu" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {DEVICE}: PyTorch sees no CUDA GPU")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out = {"task": args.task, "batch": args.batch, "seq": args.seq, "warmup": args.warmup, "reps": args.reps}
@@ -226,7 +248,8 @@ def run_task(args):
         out = {"task": "check", "torch": torch.__version__, "transformers": transformers.__version__,
                "python": sys.version.split()[0], "threads": torch.get_num_threads(),
                "interop_threads": torch.get_num_interop_threads(), "attn_implementation": args.attn,
-               "mkldnn": torch.backends.mkldnn.is_available()}
+               "mkldnn": torch.backends.mkldnn.is_available(), "device": DEVICE,
+               "gpu": torch.cuda.get_device_name() if DEVICE != "cpu" else None}
     else:
         out.update({"pretrain": task_pretrain, "inference": task_inference, "finetune": task_finetune,
                     "peak": task_peak}[args.task](torch, args))
@@ -235,6 +258,8 @@ def run_task(args):
         out["threads"] = torch.get_num_threads()
         out["attn_implementation"] = args.attn
     out["vm_hwm_kib"] = vm_hwm_kib()
+    if DEVICE != "cpu":
+        out["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(out), flush=True)
 
 
@@ -248,6 +273,7 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--size", type=int, default=2048, help="matrix size of the peak measurement")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the work runs")
     p.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa",
                    help="transformers attention implementation (default: sdpa, transformers' default)")
     args = p.parse_args()
@@ -258,7 +284,8 @@ def main():
         return
     # Every task in a fresh process, so that peak memory does not mix.
     common = ["--batch", str(args.batch), "--seq", str(args.seq), "--warmup", str(args.warmup), "--reps",
-              str(args.reps), "--threads", str(args.threads), "--size", str(args.size), "--attn", args.attn]
+              str(args.reps), "--threads", str(args.threads), "--size", str(args.size), "--attn", args.attn,
+              "--device", args.device]
     for task in ["check", "peak", "pretrain", "inference", "finetune"]:
         subprocess.run([sys.executable, __file__, "--task", task, *common], check=True)
 

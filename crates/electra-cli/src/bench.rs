@@ -123,6 +123,10 @@ pub struct BenchArgs {
     /// Attention implementation of transformers (`sdpa` is its default, `eager` the plain one).
     #[arg(long, default_value = "sdpa")]
     pub torch_attn: String,
+    /// Where the PyTorch side runs: `cpu`, `cuda`, or `auto` (default: `cuda` when this binary's
+    /// backend is a GPU one, wgpu or cuda; `cpu` otherwise).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
+    pub torch_device: String,
     /// Measure our side only.
     #[arg(long)]
     pub no_python: bool,
@@ -490,10 +494,20 @@ fn find_python(args: &BenchArgs, threads: usize) -> std::result::Result<Python, 
     }
     let mut cmd = Command::new(&args.python);
     cmd.arg(&script).args(["--task", "check", "--threads", &threads.to_string(), "--attn", &args.torch_attn]);
+    cmd.args(["--device", torch_device(args)]);
     thread_env(&mut cmd, threads);
     match run_json(cmd, "the PyTorch check") {
         Ok(check) => Ok(Python { script, check }),
         Err(e) => Err(format!("{e:#} (install with `pip install -r scripts/requirements-bench.txt`)")),
+    }
+}
+
+/// The PyTorch side's device: the same kind of processor as our backend unless told otherwise.
+fn torch_device(args: &BenchArgs) -> &str {
+    match args.torch_device.as_str() {
+        "auto" if matches!(backend::NAME, "wgpu" | "cuda") => "cuda",
+        "auto" => "cpu",
+        other => other,
     }
 }
 
@@ -526,7 +540,7 @@ fn theirs(py: &Python, task: Task, plan: &Plan, args: &BenchArgs, threads: usize
         .args(["--task", task.name(), "--threads", &threads.to_string(), "--attn", &args.torch_attn])
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", &plan.warmup.to_string(), "--reps", &plan.reps.to_string()])
-        .args(["--size", &args.peak_size.to_string()]);
+        .args(["--size", &args.peak_size.to_string(), "--device", torch_device(args)]);
     thread_env(&mut cmd, threads);
     run_json(cmd, &format!("the PyTorch {} task", task.name()))
 }
@@ -603,10 +617,12 @@ fn bench_model(args: &BenchArgs) -> Result<()> {
     );
     match &python {
         Ok(py) => eprintln!(
-            "bench: PyTorch {} + transformers {} (attention: {})",
+            "bench: PyTorch {} + transformers {} (attention: {}, device: {} {})",
             py.check["torch"].as_str().unwrap_or("?"),
             py.check["transformers"].as_str().unwrap_or("?"),
-            args.torch_attn
+            args.torch_attn,
+            torch_device(args),
+            py.check["gpu"].as_str().unwrap_or("")
         ),
         Err(why) => eprintln!("bench: PyTorch side ABSENT: {why}; reporting our numbers only"),
     }
@@ -681,6 +697,7 @@ fn bench_model(args: &BenchArgs) -> Result<()> {
         "peak_gflops": {"ours": peaks[0], "theirs": peaks[1], "machine": machine_peak, "size": args.peak_size, "ours_raw": our_peak, "theirs_raw": their_peak},
         "pytorch": match &python { Ok(p) => p.check.clone(), Err(why) => json!({"absent": why}) },
         "torch_attention": args.torch_attn,
+        "torch_device": torch_device(args),
         "quick": args.quick,
         "results": rows,
         "failures": failures,
@@ -704,11 +721,13 @@ fn print_model_table(
     println!("\n== electra bench: ELECTRA-Small, seq {}, {} backend, {threads} threads ==", args.seq, backend::NAME);
     match python {
         Ok(p) => println!(
-            "theirs: PyTorch {} + transformers {}, attention {}, torch threads {}",
+            "theirs: PyTorch {} + transformers {}, attention {}, torch threads {}, device {} {}",
             p.check["torch"].as_str().unwrap_or("?"),
             p.check["transformers"].as_str().unwrap_or("?"),
             args.torch_attn,
-            p.check["threads"]
+            p.check["threads"],
+            torch_device(args),
+            p.check["gpu"].as_str().unwrap_or("")
         ),
         Err(why) => println!("theirs: PyTorch ABSENT ({why}): our numbers only"),
     }
@@ -750,6 +769,16 @@ fn print_model_table(
         "\nms: median per step/pass; t/s: tokens per second; ratio: ours / theirs throughput (> 1: ours faster); \
          GF: GFLOP/s (matmuls + attention, step = 3 x forward); cpu: CPU time / wall time; MiB: peak RSS (VmHWM)"
     );
+    for r in rows {
+        if let Some(gpu) = num(&r["theirs"], "gpu_peak_mib") {
+            println!(
+                "{} {}x{}: PyTorch's peak GPU memory (allocated) {gpu:.0} MiB; ours is not measured (burn 0.21 reports none)",
+                r["task"].as_str().unwrap_or("?"),
+                r["seq"],
+                r["batch"]
+            );
+        }
+    }
     for r in rows.iter().filter(|r| r["task"] == "pretrain") {
         if let (Some(masked), Some(full)) = (num(r, "flops"), num(r, "flops_full_vocab_projection")) {
             println!(
