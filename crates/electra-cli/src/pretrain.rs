@@ -196,8 +196,17 @@ impl Progress for TrainBar {
     }
     fn on_eval(&mut self, e: &EvalMetrics) {
         self.bar.println(format!(
-            "eval @ {}: gen loss {:.3}, gen acc {:.3} (unigram {:.3}), disc AUC {:.3}, acc {:.3}, P {:.3} R {:.3}, replaced {:.3}",
-            e.step, e.mlm_loss, e.gen_accuracy, e.unigram_accuracy, e.auc, e.disc_accuracy, e.precision, e.recall, e.replaced_fraction
+            "eval @ {}: gen loss {:.3}, gen acc {:.3} (unigram {:.3}), disc AUC {:.3} (rarity {}), acc {:.3}, P {:.3} R {:.3}, replaced {:.3}",
+            e.step,
+            e.mlm_loss,
+            e.gen_accuracy,
+            e.unigram_accuracy,
+            e.auc,
+            e.rarity_auc.map_or_else(|| "-".to_string(), |r| format!("{r:.3}")),
+            e.disc_accuracy,
+            e.precision,
+            e.recall,
+            e.replaced_fraction
         ));
     }
     fn on_checkpoint(&mut self, step: u64, dir: &Path) {
@@ -282,6 +291,12 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
                 "discriminator    AUC {:.3}, accuracy {:.3}, precision {:.3}, recall {:.3}, loss {:.4}",
                 e.auc, e.disc_accuracy, e.precision, e.recall, e.disc_loss
             );
+            if let Some(r) = e.rarity_auc {
+                println!(
+                    "                 context-free baseline: AUC {r:.3} from token rarity alone ({})",
+                    if e.auc > r + 0.02 { "the discriminator uses context" } else { "no sign yet of context being used" }
+                );
+            }
             println!("replaced tokens  {:.3} of real tokens ({} validation examples)", e.replaced_fraction, e.examples);
         } else {
             println!("({} validation examples; the MLM objective has no discriminator)", e.examples);

@@ -55,6 +55,11 @@ pub struct EvalMetrics {
     pub recall: f64,
     /// Area under the ROC curve of the discriminator's probabilities.
     pub auc: f64,
+    /// The AUC of scoring each token by its rarity alone (unigram surprisal over the training
+    /// split), on the same tokens: what a discriminator that ignores context reaches. `auc` above
+    /// it means the discriminator uses context. Absent in metrics files of older runs.
+    #[serde(default)]
+    pub rarity_auc: Option<f64>,
     /// Fraction of real tokens that were replaced.
     pub replaced_fraction: f64,
     /// Examples evaluated.

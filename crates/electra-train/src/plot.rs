@@ -1,5 +1,5 @@
 //! A picture of the training curves (SVG, no dependencies): losses, generator accuracy,
-//! discriminator AUC and learning rate against steps, read back from `metrics.jsonl`.
+//! discriminator AUC (and its margin over the context-free baseline) and learning rate against steps, read back from `metrics.jsonl`.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -19,6 +19,7 @@ fn read_series(metrics: &Path) -> Vec<Series> {
         Series { title: "generator accuracy (eval)", points: vec![] },
         Series { title: "discriminator AUC (eval)", points: vec![] },
         Series { title: "learning rate", points: vec![] },
+        Series { title: "AUC minus the context-free (rarity) AUC (eval)", points: vec![] },
     ];
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
@@ -36,6 +37,9 @@ fn read_series(metrics: &Path) -> Vec<Series> {
         } else {
             push(2, "gen_accuracy");
             push(3, "auc");
+            if let (Some(a), Some(r)) = (m["auc"].as_f64(), m["rarity_auc"].as_f64()) {
+                series[5].points.push((step, a - r));
+            }
         }
     }
     series

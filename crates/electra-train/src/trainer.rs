@@ -108,6 +108,8 @@ pub(crate) struct Forward<B: Backend> {
     pub disc_correct: usize,
     /// Discriminator probabilities and labels over real tokens (evaluation only).
     pub scored: Vec<(f32, bool)>,
+    /// The discriminator's input token at each entry of `scored` (evaluation only).
+    pub scored_ids: Vec<u32>,
     /// Targets, for the unigram baseline (evaluation only).
     pub targets: Vec<u32>,
 }
@@ -166,6 +168,7 @@ pub(crate) fn forward<B: Backend>(
         replaced: 0,
         disc_correct: 0,
         scored: Vec::new(),
+        scored_ids: Vec::new(),
         targets: if collect { masked.targets.clone() } else { Vec::new() },
     };
     if objective == Objective::Mlm || n == 0 {
@@ -178,7 +181,7 @@ pub(crate) fn forward<B: Backend>(
     let mask_t = floats::<B, 2>(&batch.attention_mask, [b, s], &device);
     out.disc = Some(disc_loss(disc_logits.clone(), label_t, mask_t));
     let logits_host = host_f32(disc_logits.detach());
-    for ((&logit, &label), &m) in logits_host.iter().zip(&labels).zip(&batch.attention_mask) {
+    for (((&logit, &label), &m), &id) in logits_host.iter().zip(&labels).zip(&batch.attention_mask).zip(&disc_ids) {
         if m == 0 {
             continue;
         }
@@ -186,6 +189,7 @@ pub(crate) fn forward<B: Backend>(
         out.disc_correct += usize::from((logit > 0.0) == (label == 1));
         if collect {
             out.scored.push((1.0 / (1.0 + (-logit).exp()), label == 1));
+            out.scored_ids.push(id);
         }
     }
     Ok(out)
@@ -303,6 +307,13 @@ pub fn pretrain<B: AutodiffBackend>(
         return Err(Error::Config(format!("{}: the training split is empty", paths.data_dir.display())));
     }
     let valid = ShardReader::open(&paths.data_dir, Split::Validation, &vocab_hash, config.max_seq_len)?;
+    // The context-free baseline of the evaluation (only the ELECTRA objective has a discriminator).
+    let surprisal = match config.objective {
+        Objective::Electra if !valid.is_empty() => {
+            Some(unigram_surprisal(&train, tokenizer.vocab_size(), RARITY_SAMPLE_TOKENS)?)
+        }
+        _ => None,
+    };
     let sp = tokenizer.special_tokens();
     let special = SpecialIds { pad: sp.pad, cls: sp.cls, sep: sp.sep, mask: sp.mask, vocab_size: tokenizer.vocab_size() };
     let continuation: Vec<bool> = tokenizer.vocab_tokens().iter().map(|t| t.starts_with("##")).collect();
@@ -360,7 +371,7 @@ pub fn pretrain<B: AutodiffBackend>(
         }
         let eval_now = (config.eval_every > 0 && done % config.eval_every == 0) || done == config.steps;
         if eval_now && !valid.is_empty() {
-            let e = evaluate(&model.valid(), &valid, &masker, config, done, sp.pad)?;
+            let e = evaluate(&model.valid(), &valid, &masker, config, done, sp.pad, surprisal.as_deref())?;
             metrics.write(&serde_json::json!({"kind": "eval", "metrics": e}))?;
             progress.on_eval(&e);
             last_eval = Some(e);
@@ -458,8 +469,38 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// Training tokens counted for [`EvalMetrics::rarity_auc`]'s unigram frequencies.
+const RARITY_SAMPLE_TOKENS: usize = 4_000_000;
+
+/// How surprising each token id is without context: `-ln p(id)` under add-one-smoothed unigram
+/// frequencies of (at most `max_tokens` of) `split`'s examples, read in order. Scoring tokens by
+/// it gives the AUC that a discriminator which ignores context can reach
+/// ([`EvalMetrics::rarity_auc`]).
+///
+/// # Errors
+/// Reading the shards.
+pub fn unigram_surprisal(split: &ShardReader, vocab_size: usize, max_tokens: usize) -> Result<Vec<f32>> {
+    let mut counts = vec![0u64; vocab_size];
+    let mut total = 0usize;
+    for i in 0..split.len() {
+        if total >= max_tokens {
+            break;
+        }
+        let (ids, _) = split.get(i)?;
+        total += ids.len();
+        for id in ids {
+            if let Some(c) = counts.get_mut(id as usize) {
+                *c += 1;
+            }
+        }
+    }
+    let denom = (total + vocab_size) as f64;
+    Ok(counts.iter().map(|&c| (-((c as f64 + 1.0) / denom).ln()) as f32).collect())
+}
+
 /// Metrics on the first `eval_batches` batches of the validation split, with fixed masking and
-/// sampling seeds so that evaluations are comparable across steps.
+/// sampling seeds so that evaluations are comparable across steps. `surprisal` (from
+/// [`unigram_surprisal`]) adds the context-free baseline [`EvalMetrics::rarity_auc`].
 pub fn evaluate<B: Backend>(
     model: &ElectraPreTraining<B>,
     valid: &ShardReader,
@@ -467,6 +508,7 @@ pub fn evaluate<B: Backend>(
     config: &PretrainConfig,
     step: u64,
     pad: u32,
+    surprisal: Option<&[f32]>,
 ) -> Result<EvalMetrics> {
     let device = model.embeddings.word_table().device();
     B::seed(&device, config.seed);
@@ -476,6 +518,7 @@ pub fn evaluate<B: Backend>(
     let n_batches = config.eval_batches.max(1).min(valid.len().div_ceil(micro));
     let mut totals = StepTotals::default();
     let mut scored = Vec::new();
+    let mut rarity = Vec::new();
     let mut counts = std::collections::HashMap::<u32, usize>::new();
     for k in 0..n_batches {
         let size = micro.min(valid.len() - (k * micro).min(valid.len())).max(1);
@@ -486,6 +529,10 @@ pub fn evaluate<B: Backend>(
             *counts.entry(t).or_default() += 1;
         }
         scored.extend_from_slice(&f.scored);
+        if let Some(table) = surprisal {
+            let score = |id: u32| table.get(id as usize).copied().unwrap_or(0.0);
+            rarity.extend(f.scored_ids.iter().zip(&f.scored).map(|(&id, &(_, y))| (score(id), y)));
+        }
         totals.add(&f, mlm_v, disc_v, batch.batch * batch.seq);
     }
     let (tp, fp, fneg) = scored.iter().fold((0usize, 0usize, 0usize), |(tp, fp, fneg), &(p, y)| {
@@ -504,6 +551,7 @@ pub fn evaluate<B: Backend>(
         precision: ratio(tp, tp + fp),
         recall: ratio(tp, tp + fneg),
         auc: auc(&scored),
+        rarity_auc: surprisal.map(|_| auc(&rarity)),
         replaced_fraction: ratio(totals.replaced, totals.real),
         examples: totals.parts * micro,
     })

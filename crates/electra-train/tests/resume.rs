@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
 use electra_model::{ElectraConfig, hf};
-use electra_tokenizer::{NoProgress, PrepareConfig, WordPieceTokenizer};
+use electra_tokenizer::{NoProgress, PrepareConfig, ShardReader, Split, WordPieceTokenizer};
 use electra_train::{Error, ModelSpec, PretrainConfig, Progress, RunPaths, StepMetrics};
 
 type B = Autodiff<Flex>;
@@ -104,6 +104,8 @@ fn an_interrupted_run_resumes_exactly() {
     let full = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("full") };
     let summary = electra_train::pretrain::<B>(&config, &tok, &full, false, &device, &mut electra_train::NoProgress).unwrap();
     assert_eq!(summary.steps, 4);
+    let rarity = summary.eval.as_ref().and_then(|e| e.rarity_auc).expect("the final evaluation has a rarity baseline");
+    assert!((0.0..=1.0).contains(&rarity), "{rarity}");
 
     let split = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("split") };
     let err = electra_train::pretrain::<B>(&config, &tok, &split, false, &device, &mut StopAfter { after: 2, done: 0 })
@@ -210,4 +212,27 @@ fn a_failed_checkpoint_write_keeps_the_last_good_one() {
     std::fs::remove_file(ckpts.join("step-00000004")).unwrap();
     let s = electra_train::pretrain::<B>(&config, &tok, &paths, true, &Default::default(), &mut electra_train::NoProgress).unwrap();
     assert_eq!(s.steps, 4);
+}
+
+#[test]
+fn the_rarity_baseline_is_a_smoothed_unigram_distribution_of_the_training_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = prepare(tmp.path());
+    let hash = tok.vocab_sha256().to_string();
+    let train = ShardReader::open(&tmp.path().join("data"), Split::Train, &hash, 32).unwrap();
+    let v = tok.vocab_size();
+    let s = electra_train::trainer::unigram_surprisal(&train, v, usize::MAX).unwrap();
+    assert_eq!(s.len(), v);
+    // exp(-surprisal) is a probability distribution over the vocabulary.
+    let total: f64 = s.iter().map(|&x| (-f64::from(x)).exp()).sum();
+    assert!((total - 1.0).abs() < 1e-3, "{total}");
+    // Frequent tokens are less surprising than rare ones; unseen ones are the most surprising.
+    let id = |t: &str| tok.token_to_id(t).unwrap() as usize;
+    assert!(s[id("the")] < s[id("whale")], "{} vs {}", s[id("the")], s[id("whale")]);
+    assert!(s[id("whale")] < s[id("dolphin")]);
+    let max = s.iter().copied().fold(f32::MIN, f32::max);
+    assert_eq!(s[id("dolphin")], max);
+    // A token budget counts only the first examples: fewer tokens, so an unseen token is less surprising.
+    let few = electra_train::trainer::unigram_surprisal(&train, v, 10).unwrap();
+    assert!(few[id("dolphin")] < s[id("dolphin")]);
 }
