@@ -293,8 +293,9 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
             );
             if let Some(r) = e.rarity_auc {
                 println!(
-                    "                 context-free baseline: AUC {r:.3} from token rarity alone ({})",
-                    if e.auc > r + 0.02 { "the discriminator uses context" } else { "no sign yet of context being used" }
+                    "                 context-free baseline: AUC {r:.3} from token rarity alone ({:+.3}: {})",
+                    e.auc - r,
+                    if e.auc > r + 0.05 { "the discriminator uses context" } else { "no clear use of context yet" }
                 );
             }
             println!("replaced tokens  {:.3} of real tokens ({} validation examples)", e.replaced_fraction, e.examples);
