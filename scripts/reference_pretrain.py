@@ -98,13 +98,14 @@ def choose_positions(input_ids, mask, special, mask_id, max_seq_len, rng, mask_p
 class Electra(torch.nn.Module):
     """Generator + discriminator with the shared embedding module and tied output projection."""
 
-    def __init__(self, vocab_size: int, gen_size: float, seed: int):
+    def __init__(self, vocab_size: int, gen_size: float, seed: int, layers: int = 4, hidden: int = 128,
+                 heads: int = 2, ffn: int = 512, embedding: int = 128, untied: bool = False):
         super().__init__()
         torch.manual_seed(seed)
         common = dict(
             vocab_size=vocab_size,
-            embedding_size=128,
-            num_hidden_layers=4,
+            embedding_size=embedding,
+            num_hidden_layers=layers,
             max_position_embeddings=512,
             type_vocab_size=2,
             hidden_dropout_prob=0.0,
@@ -115,13 +116,18 @@ class Electra(torch.nn.Module):
             pad_token_id=0,
             tie_word_embeddings=True,
         )
-        dcfg = ElectraConfig(hidden_size=128, num_attention_heads=2, intermediate_size=512, **common)
-        g_hidden = max(1, int(round(128 * gen_size)))
+        dcfg = ElectraConfig(hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn, **common)
+        g_hidden = max(1, int(round(hidden * gen_size)))
         gcfg = ElectraConfig(
             hidden_size=g_hidden, num_attention_heads=max(1, g_hidden // 64), intermediate_size=4 * g_hidden, **common
         )
         self.disc = ElectraForPreTraining(dcfg)
         self.gen = ElectraForMaskedLM(gcfg)
+        if untied:
+            # Deviation: the generator keeps its own embedding module; its LM head is tied to its own table.
+            assert self.gen.generator_lm_head.weight is self.gen.electra.embeddings.word_embeddings.weight
+            assert self.gen.get_input_embeddings() is not self.disc.get_input_embeddings()
+            return
         # One embedding module (word, position, token type, LayerNorm), owned by the discriminator.
         self.gen.electra.embeddings = self.disc.electra.embeddings
         self.gen.generator_lm_head.weight = self.disc.electra.embeddings.word_embeddings.weight
@@ -268,6 +274,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--gen-size", type=float, default=0.25, help="generator hidden size / discriminator's")
+    ap.add_argument("--layers", type=int, default=4, help="transformer layers (both networks)")
+    ap.add_argument("--hidden", type=int, default=128, help="discriminator hidden size")
+    ap.add_argument("--heads", type=int, default=2, help="discriminator attention heads")
+    ap.add_argument("--ffn", type=int, default=512, help="discriminator FFN size")
+    ap.add_argument("--embedding-size", type=int, default=128)
+    ap.add_argument("--untied", action="store_true", help="generator gets its own embeddings (deviation)")
     ap.add_argument("--disc-weight", type=float, default=50.0)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--weight-decay", type=float, default=0.01)
@@ -293,7 +305,8 @@ def main():
     counts = np.bincount(np.concatenate([ids for ids, _ in train]), minlength=st["vocab_size"])
     log_freq = np.log((counts + 1) / (counts.sum() + st["vocab_size"]))
 
-    model = Electra(st["vocab_size"], args.gen_size, args.seed)
+    model = Electra(st["vocab_size"], args.gen_size, args.seed, args.layers, args.hidden, args.heads, args.ffn,
+                   args.embedding_size, args.untied)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), eps=1e-6)
     sched = lambda s: min(1.0, s / args.warmup if args.warmup else 1.0) * max(0.0, 1 - s / args.steps)  # noqa: E731
