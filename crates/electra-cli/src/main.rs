@@ -88,8 +88,42 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain_message(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes joined with ": ", skipping a cause whose text the message already
+/// holds (the libraries' I/O and JSON errors name their cause in their own message too, so
+/// `{:#}` would print the OS reason twice).
+fn chain_message(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_message;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let e = anyhow::Error::new(electra_model::Error::Io { path: "/x/config.json".into(), source: io })
+            .context("cannot load a discriminator from /x");
+        assert_eq!(
+            chain_message(&e),
+            "cannot load a discriminator from /x: /x/config.json: No such file or directory (os error 2)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain_message(&plain), "outer: inner");
     }
 }
