@@ -722,9 +722,10 @@ fn text_features_build_pairs_and_truncate_longest_first() {
     let features = text_features(&tok, &task.train, 128).expect("features");
     assert_eq!(features.len(), task.train.len());
     for (f, e) in features.iter().zip(&task.train) {
-        let a = tok.encode_ids(&e.text_a).expect("a");
+        // The `tokenizers` pipeline alone: an independent reference for the fast path.
+        let a = tok.encode_ids_reference(&e.text_a).expect("a");
         let b = tok
-            .encode_ids(e.text_b.as_deref().expect("pair"))
+            .encode_ids_reference(e.text_b.as_deref().expect("pair"))
             .expect("b");
         let mut want = vec![special.cls];
         want.extend(&a);
