@@ -895,23 +895,22 @@ fn bench_prepare(args: &BenchArgs) -> Result<()> {
         let their_procs = their_runs.first().and_then(|r| r.get("processes")).and_then(Value::as_u64);
         println!("\n== electra bench prepare: {} ({:.1} MB), seq {}, {threads} threads ==", names.join(", "), bytes as f64 / 1e6, args.seq);
         println!("{:<46} {:>8} {:>8} {:>11} {:>9} {:>8}", "implementation", "s", "MB/s", "examples/s", "examples", "workers");
-        println!(
-            "{:<46} {:>8} {:>8} {:>11} {:>9} {:>8}",
-            "ours (electra_tokenizer::prepare, writes shards)",
-            fmt_opt(med(&our_runs, "seconds"), 2),
-            fmt_opt(ours_mbs, 2),
-            fmt_opt(med(&our_runs, "examples_per_s"), 0),
-            fmt_opt(med(&our_runs, "examples"), 0),
-            threads
-        );
-        println!(
-            "{:<46} {:>8} {:>8} {:>11} {:>9} {:>8}",
+        let row = |name: &str, runs: &[Value], workers: String| {
+            println!(
+                "{:<46} {:>8} {:>8} {:>11} {:>9} {:>8}",
+                name,
+                fmt_opt(med(runs, "seconds"), 2),
+                fmt_opt(med(runs, "mb_per_s"), 2),
+                fmt_opt(med(runs, "examples_per_s"), 0),
+                fmt_opt(med(runs, "examples"), 0),
+                workers
+            );
+        };
+        row("ours (electra_tokenizer::prepare, writes shards)", &our_runs, threads.to_string());
+        row(
             "Python reference (HF tokenizers, no writing)",
-            fmt_opt(med(&their_runs, "seconds"), 2),
-            fmt_opt(theirs_mbs, 2),
-            fmt_opt(med(&their_runs, "examples_per_s"), 0),
-            fmt_opt(med(&their_runs, "examples"), 0),
-            their_procs.map_or_else(|| "-".into(), |p| p.to_string())
+            &their_runs,
+            their_procs.map_or_else(|| "-".into(), |p| p.to_string()),
         );
         println!("ratio ours / theirs (MB/s): {}   (medians over {reps} runs)", fmt_opt(ratio, 2));
         if their_procs.is_some_and(|p| p < threads as u64) {

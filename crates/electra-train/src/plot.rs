@@ -1,5 +1,6 @@
 //! A picture of the training curves (SVG, no dependencies): losses, generator accuracy,
-//! discriminator AUC (and its margin over the context-free baseline) and learning rate against steps, read back from `metrics.jsonl`.
+//! discriminator AUC (and its margin over the context-free baseline) and learning rate against
+//! steps, read back from `metrics.jsonl`.
 
 use std::fmt::Write;
 use std::path::Path;

@@ -5,8 +5,8 @@ use electra_tokenizer::{ModelInput, WordPieceTokenizer};
 use super::{Label, TaggedSentence, TextExample};
 use crate::{Error, Result};
 
-/// Words tokenized per call to the tokenizer's parallel batch encoder (tagging), times 16.
-const CHUNK: usize = 1024;
+/// Sentences whose words go to one call of the tokenizer's parallel batch encoder (tagging).
+const TAGGING_SENTENCES_PER_BATCH: usize = 64;
 
 /// One sequence(-pair) input with its label.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +72,7 @@ pub fn tagging_features(
     let special = tokenizer.special_tokens();
     let mut out = Vec::with_capacity(sentences.len());
     let mut truncated = 0usize;
-    for chunk in sentences.chunks(CHUNK / 16) {
+    for chunk in sentences.chunks(TAGGING_SENTENCES_PER_BATCH) {
         let words: Vec<&str> = chunk
             .iter()
             .flat_map(|s| s.words.iter().map(String::as_str))
