@@ -26,6 +26,12 @@ pub const NAME: &str = if cfg!(feature = "flex") {
     "cuda"
 };
 
+/// Rows per batch chunk when a run's config leaves `chunk_size` unset: chunks of 8 sequences
+/// on the CPU backends, which run element-wise work on one thread per chunk (all cores busy,
+/// smaller intermediates); none on the GPU backends, where a whole batch fills the device
+/// (docs/performance.md, "Batch chunks").
+pub const DEFAULT_CHUNK: usize = if cfg!(any(feature = "flex", feature = "ndarray")) { 8 } else { 0 };
+
 /// The default device of the backend.
 pub fn device() -> <Backend as burn::tensor::backend::BackendTypes>::Device {
     Default::default()

@@ -127,6 +127,10 @@ pub struct BenchArgs {
     /// backend is a GPU one, wgpu or cuda; `cpu` otherwise).
     #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
     pub torch_device: String,
+    /// Rows per batch chunk on our side (pre-training, inference and fine-tuning; 0: whole
+    /// batches). Default: the backend's, 8 on CPU backends, 0 on GPU ones.
+    #[arg(long)]
+    pub chunk: Option<usize>,
     /// Measure our side only.
     #[arg(long)]
     pub no_python: bool,
@@ -246,8 +250,14 @@ fn int_tensor<B: Backend>(values: &[u32], batch: usize, seq: usize, device: &B::
 
 /// The pre-training settings of the benchmark: the ELECTRA-Small recipe, without warm-up so that
 /// the updates are not zero.
-fn pretrain_config(batch: usize, seq: usize) -> PretrainConfig {
-    PretrainConfig { batch_size: batch, max_seq_len: seq, warmup_steps: 0, ..PretrainConfig::default() }
+fn pretrain_config(batch: usize, seq: usize, chunk: usize) -> PretrainConfig {
+    PretrainConfig {
+        batch_size: batch,
+        max_seq_len: seq,
+        warmup_steps: 0,
+        chunk_size: Some(chunk),
+        ..PretrainConfig::default()
+    }
 }
 
 /// ELECTRA-Small with dropout on (the training setting).
@@ -297,7 +307,7 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
             (times, cores)
         }
         Task::Pretrain => {
-            let config = pretrain_config(batch, seq);
+            let config = pretrain_config(batch, seq, chunk(args));
             let networks = PreTrainingConfig::new(small(), config.generator_size)?;
             let mut model = Some(ElectraPreTraining::<Ad>::init(&networks, config.seed, &device)?);
             let mut optim = ElectraAdam::from_config(&config).init::<Ad, ElectraPreTraining<Ad>>();
@@ -326,9 +336,13 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
             let ids = int_tensor::<Inner>(&host.input_ids, batch, seq, &device);
             let types = int_tensor::<Inner>(&host.token_type_ids, batch, seq, &device);
             let mask = int_tensor::<Inner>(&host.attention_mask, batch, seq, &device);
+            // As `electra score` runs it: chunks of rows on rayon's threads on CPU backends.
             timed(warmup, reps, || {
-                let logits = model.forward(ids.clone(), types.clone(), mask.clone()).logits;
-                logits.into_data(); // the logits on the host, as `electra score` reads them
+                let parts = electra_model::parallel::map_chunks(batch, chunk(args), |_, rows| {
+                    let (i, t, m) = (ids.clone().slice(rows.clone()), types.clone().slice(rows.clone()), mask.clone().slice(rows));
+                    model.forward(i, t, m).logits.into_data() // the logits on the host, as `electra score` reads them
+                });
+                std::hint::black_box(parts);
                 Ok(())
             })?
         }
@@ -339,7 +353,7 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
                 dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
                 head: LinearConfig::new(config.hidden_size, 2).init(&device),
             });
-            let mut optim = ElectraAdam::from_config(&pretrain_config(batch, seq)).init::<Ad, Classifier<Ad>>();
+            let mut optim = ElectraAdam::from_config(&pretrain_config(batch, seq, chunk(args))).init::<Ad, Classifier<Ad>>();
             let host = synthetic_batch(batch, seq, 0);
             let ids = int_tensor::<Ad>(&host.input_ids, batch, seq, &device);
             let types = int_tensor::<Ad>(&host.token_type_ids, batch, seq, &device);
@@ -417,6 +431,11 @@ fn task_flops(task: Task, batch: usize, seq: usize, masked: usize) -> Result<(f6
 
 // ---------------------------------------------------------------------------------------------
 // Driver: one process per measurement, ours then theirs, then the report.
+
+/// Rows per batch chunk on our side.
+fn chunk(args: &BenchArgs) -> usize {
+    args.chunk.unwrap_or(backend::DEFAULT_CHUNK)
+}
 
 fn threads(args: &BenchArgs) -> usize {
     args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
@@ -528,7 +547,7 @@ fn ours(task: Task, plan: &Plan, args: &BenchArgs, threads: usize) -> Result<Val
     cmd.args(["bench", "--worker", task.name()])
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", &plan.warmup.to_string(), "--reps", &plan.reps.to_string()])
-        .args(["--peak-size", &args.peak_size.to_string()])
+        .args(["--peak-size", &args.peak_size.to_string(), "--chunk", &chunk(args).to_string()])
         .env("RUST_LOG", "warn");
     thread_env(&mut cmd, threads);
     run_json(cmd, &format!("our {} worker", task.name()))

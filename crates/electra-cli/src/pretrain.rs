@@ -226,6 +226,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     if let Some(steps) = args.steps {
         config.steps = steps;
     }
+    config.chunk_size.get_or_insert(backend::DEFAULT_CHUNK);
     config.validate()?;
     let vocab = args.vocab.clone().unwrap_or_else(|| {
         PathBuf::from(if args.config.is_some() { DEFAULT_VOCAB } else { QUICK_VOCAB })

@@ -113,6 +113,20 @@ pub enum Error {
     /// A sampled id read back from the device is negative or too large for `u32`.
     #[error("token id {0} read back from the device does not fit in u32")]
     InvalidTokenId(i64),
+    /// A row of logits handed to the host sampler is not a distribution (NaN or all -inf).
+    #[error("row {row} of the logits has no finite probability mass (NaN or -inf logits)")]
+    NonFiniteLogits {
+        /// The row.
+        row: usize,
+    },
+    /// The host sampler got a buffer whose length is not a multiple of the vocabulary size.
+    #[error("logits buffer of {len} values is not rows x vocab = {vocab}")]
+    LogitsShape {
+        /// The buffer's length.
+        len: usize,
+        /// The vocabulary size.
+        vocab: usize,
+    },
 }
 
 /// The crate's result type.

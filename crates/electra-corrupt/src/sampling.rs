@@ -58,6 +58,67 @@ pub fn sample_tokens<B: Backend>(
     Ok((scaled + gumbel).argmax(1).reshape([n])) // [n, 1] -> [n]
 }
 
+/// Samples one token per row from `softmax(logits / T)` on the host, by inverse transform: one
+/// uniform draw from `rng` per row, compared with the row's cumulative probabilities.
+///
+/// The same distribution as [`sample_tokens`]' Gumbel-max (which the reference uses), with one
+/// random number per row instead of one per vocabulary entry (about 30,000 times fewer draws and
+/// no logarithms). Used by CPU training, where the logits are already in host memory and the
+/// draws must come from a batch chunk's own stream. Exponentials in `f32`, sums in `f64`.
+///
+/// # Shapes
+/// - `logits`: `[n * vocab]`, row-major
+/// - returns: `[n]`, ids in `0..vocab`
+///
+/// # Errors
+/// [`Error::InvalidTemperature`] unless `temperature` is finite and positive;
+/// [`Error::EmptyVocabulary`] when `vocab == 0`; [`Error::LogitsShape`] when the length is not a
+/// multiple of `vocab`; [`Error::NonFiniteLogits`] for a row with NaN logits or no finite one.
+pub fn sample_tokens_host(
+    logits: &[f32],
+    vocab: usize,
+    temperature: f64,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<u32>> {
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(Error::InvalidTemperature(temperature));
+    }
+    if vocab == 0 {
+        return Err(Error::EmptyVocabulary);
+    }
+    if logits.len() % vocab != 0 || vocab > u32::MAX as usize + 1 {
+        return Err(Error::LogitsShape { len: logits.len(), vocab });
+    }
+    let inv_t = (1.0 / temperature) as f32;
+    let mut weights = vec![0.0f32; vocab];
+    let mut out = Vec::with_capacity(logits.len() / vocab);
+    for (row, values) in logits.chunks_exact(vocab).enumerate() {
+        let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if !max.is_finite() || values.iter().any(|v| v.is_nan()) {
+            return Err(Error::NonFiniteLogits { row });
+        }
+        let mut total = 0.0f64;
+        for (w, &v) in weights.iter_mut().zip(values) {
+            *w = ((v - max) * inv_t).exp();
+            total += f64::from(*w);
+        }
+        // The largest logit contributes exp(0) = 1, so total >= 1.
+        let target = rng.random::<f64>() * total;
+        let mut acc = 0.0f64;
+        // Falls back to the last id with non-zero weight if rounding leaves `target` uncovered.
+        let mut pick = weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
+        for (i, &w) in weights.iter().enumerate() {
+            acc += f64::from(w);
+            if acc > target {
+                pick = i;
+                break;
+            }
+        }
+        out.push(pick as u32);
+    }
+    Ok(out)
+}
+
 /// Reads a 1-D `Int` tensor of token ids (e.g. [`sample_tokens`]'s output) back to the host.
 ///
 /// # Errors
@@ -174,6 +235,56 @@ mod tests {
         }
         assert_matches(&observed, &p);
         Ok(())
+    }
+
+    /// The host sampler's empirical distribution over `DRAWS` rows of `log(p)`.
+    fn empirical_host(p: &[f64], temperature: f64) -> Result<Vec<f64>> {
+        use rand::SeedableRng;
+        let row: Vec<f32> = p.iter().map(|&x| x.ln() as f32).collect();
+        let flat: Vec<f32> = row.iter().copied().cycle().take(row.len() * DRAWS).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let samples = sample_tokens_host(&flat, p.len(), temperature, &mut rng)?;
+        assert_eq!(samples.len(), DRAWS);
+        let mut observed = vec![0.0; p.len()];
+        for id in samples {
+            observed[id as usize] += 1.0 / DRAWS as f64;
+        }
+        Ok(observed)
+    }
+
+    #[test]
+    fn host_sampling_draws_softmax_of_logits_over_temperature() -> Result<()> {
+        let p: [f64; 5] = [0.5, 0.25, 0.15, 0.07, 0.03];
+        assert_matches(&empirical_host(&p, 1.0)?, &p);
+        let root: Vec<f64> = p.iter().map(|x: &f64| x.sqrt()).collect();
+        let total: f64 = root.iter().sum();
+        let expected: Vec<f64> = root.iter().map(|x| x / total).collect();
+        assert_matches(&empirical_host(&p, 2.0)?, &expected);
+        Ok(())
+    }
+
+    #[test]
+    fn host_sampling_never_picks_zero_probability_tokens_and_rejects_bad_rows() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let row = [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY, 0.0];
+        let flat: Vec<f32> = row.iter().copied().cycle().take(4 * 1000).collect();
+        let samples = sample_tokens_host(&flat, 4, 1.0, &mut rng).unwrap_or_default();
+        assert_eq!(samples.len(), 1000);
+        assert!(samples.iter().all(|&s| s == 1 || s == 3));
+        assert_eq!(
+            sample_tokens_host(&[0.0, f32::NAN, 1.0, 2.0], 2, 1.0, &mut rng).err(),
+            Some(Error::NonFiniteLogits { row: 0 })
+        );
+        assert_eq!(
+            sample_tokens_host(&[0.0, 1.0, f32::NEG_INFINITY, f32::NEG_INFINITY], 2, 1.0, &mut rng).err(),
+            Some(Error::NonFiniteLogits { row: 1 })
+        );
+        assert_eq!(
+            sample_tokens_host(&[0.0; 5], 2, 1.0, &mut rng).err(),
+            Some(Error::LogitsShape { len: 5, vocab: 2 })
+        );
+        assert_eq!(sample_tokens_host(&[0.0; 4], 2, 0.0, &mut rng).err(), Some(Error::InvalidTemperature(0.0)));
     }
 
     #[test]

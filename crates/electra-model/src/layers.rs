@@ -191,13 +191,19 @@ impl<B: Backend> Attention<B> {
 /// `Dropout::forward` with the `1 / keep` scale folded into the mask: `x * (mask / keep)`
 /// instead of `(x * mask) / keep`, bit-identical (the mask is 0 or 1) with the same random draws,
 /// but one tracked operation instead of two (one pass fewer forward and backward). Identity at
-/// inference (no autodiff) and for `prob = 0`, as `Dropout`.
+/// inference (no autodiff) and for `prob = 0`, as `Dropout`. Inside
+/// [`crate::parallel::with_host_rng`] the mask comes from that host stream (a batch chunk's
+/// own), otherwise from the backend's generator.
 pub fn dropout<B: Backend, const D: usize>(d: &Dropout, x: Tensor<B, D>) -> Tensor<B, D> {
     if d.prob == 0.0 || !B::ad_enabled(&x.device()) {
         return x;
     }
     let keep = 1.0 - d.prob;
-    let mask = x.random_like(Distribution::Bernoulli(keep)).mul_scalar(1.0 / keep);
+    let mask = match crate::parallel::host_dropout_mask(x.shape().num_elements(), keep) {
+        // Inside a batch chunk (`parallel::with_host_rng`): the chunk's own host stream.
+        Some(host) => Tensor::from_data(TensorData::new(host, x.shape()), &x.device()),
+        None => x.random_like(Distribution::Bernoulli(keep)).mul_scalar(1.0 / keep),
+    };
     x * mask
 }
 

@@ -17,6 +17,7 @@ mod error;
 pub mod hf;
 pub mod layers;
 pub mod model;
+pub mod parallel;
 pub mod params;
 
 pub use config::{Activation, ElectraConfig};

@@ -45,6 +45,13 @@ pub struct PretrainConfig {
     pub batch_size: usize,
     /// Micro-batches per optimiser step; `batch_size` must be divisible by it.
     pub grad_accumulation: usize,
+    /// Rows per batch chunk; `None` or 0 for none. With chunks, each micro-batch runs as chunks
+    /// of this many sequences on rayon's threads, each with its own dropout and sampling streams
+    /// (on the host), gradients added in chunk order: the same losses as the whole micro-batch,
+    /// a result that does not depend on the number of threads, and every core busy on CPU
+    /// backends (docs/performance.md, "Batch chunks"). `None` leaves the choice to the caller:
+    /// the `electra` binary picks 8 on CPU backends and none on GPU ones, and records it.
+    pub chunk_size: Option<usize>,
     /// Total optimiser steps.
     pub steps: u64,
     /// Peak learning rate.
@@ -96,6 +103,7 @@ impl Default for PretrainConfig {
             max_seq_len: 128,
             batch_size: 128,
             grad_accumulation: 1,
+            chunk_size: None,
             steps: 1_000_000,
             learning_rate: 5e-4,
             warmup_steps: 10_000,

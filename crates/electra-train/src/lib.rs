@@ -4,6 +4,7 @@
 //! Architecture invariant: every random draw of step `t` is seeded from `(seed, t)`, so a run's
 //! trajectory depends only on its config and data, not on where it was interrupted.
 
+pub mod chunks;
 pub mod config;
 pub mod data;
 mod error;

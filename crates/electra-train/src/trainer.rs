@@ -17,16 +17,20 @@ use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRecorder, Recorder};
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
-use electra_corrupt::{Masker, MaskingConfig, Scheme, SpecialIds, ids_from_tensor, replace_tokens, sample_tokens};
+use electra_corrupt::{
+    MaskedBatch, Masker, MaskingConfig, Scheme, SpecialIds, ids_from_tensor, replace_tokens, sample_tokens,
+    sample_tokens_host,
+};
 use electra_model::{ElectraPreTraining, PreTrainingConfig, hf};
 use electra_tokenizer::{ShardReader, Split, WordPieceTokenizer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::chunks::{backward_in_chunks, derive_seed};
 use crate::config::{Objective, PretrainConfig};
 use crate::data::{Batches, HostBatch};
-use crate::loss::{disc_loss, mlm_loss};
+use crate::loss::{disc_loss_over, mlm_loss_over};
 use crate::metrics::{EvalMetrics, StepMetrics, auc};
 use crate::optim::{ElectraAdam, clip_global_norm};
 use crate::{Error, Result};
@@ -135,7 +139,8 @@ fn host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
 }
 
-/// One forward pass: masking, generator, sampling, discriminator, losses.
+/// One forward pass: masking, generator, sampling (Gumbel-max on the device), discriminator,
+/// losses (means over the micro-batch).
 pub(crate) fn forward<B: Backend>(
     model: &ElectraPreTraining<B>,
     batch: &HostBatch,
@@ -145,41 +150,102 @@ pub(crate) fn forward<B: Backend>(
     rng: &mut ChaCha8Rng,
     collect: bool,
 ) -> Result<Forward<B>> {
+    let masked = masker.mask(&batch.input_ids, &batch.attention_mask, batch.batch, batch.seq, rng)?;
+    let real = batch.attention_mask.iter().filter(|&&m| m == 1).count();
+    let norms = Norms { predictions: masked.positions.len(), real_tokens: real };
+    let run = Run { objective, temperature, collect };
+    forward_masked(model, batch, &masked, norms, run, Sampling::Device)
+}
+
+/// The denominators of the two losses: the whole micro-batch's counts, so that the losses of its
+/// chunks add up to the micro-batch's means.
+#[derive(Debug, Clone, Copy)]
+struct Norms {
+    predictions: usize,
+    real_tokens: usize,
+}
+
+/// What a forward pass computes.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    objective: Objective,
+    temperature: f64,
+    collect: bool,
+}
+
+/// Where the generator's replacements are drawn.
+enum Sampling<'a> {
+    /// Gumbel-max on the device, from the backend's generator.
+    Device,
+    /// Inverse transform on the host, from this stream (a batch chunk's own).
+    Host(&'a mut ChaCha8Rng),
+}
+
+/// Generator, sampling, discriminator and losses on an already masked batch; the losses are sums
+/// divided by `norms` (means when `norms` are this batch's own counts).
+fn forward_masked<B: Backend>(
+    model: &ElectraPreTraining<B>,
+    batch: &HostBatch,
+    masked: &MaskedBatch,
+    norms: Norms,
+    run: Run,
+    sampling: Sampling<'_>,
+) -> Result<Forward<B>> {
     let device = model.embeddings.word_table().device();
     let (b, s) = (batch.batch, batch.seq);
-    let masked = masker.mask(&batch.input_ids, &batch.attention_mask, b, s, rng)?;
     let types = ints::<B, 2>(&batch.token_type_ids, [b, s], &device);
     let mask = ints::<B, 2>(&batch.attention_mask, [b, s], &device);
     let n = masked.positions.len();
-    let hidden = model.generator_hidden(ints(&masked.input_ids, [b, s], &device), types.clone(), mask.clone());
-    let positions = ints::<B, 1>(&masked.positions, [n.max(1)], &device);
-    let logits = model.generator_logits_at(hidden, positions); // [n, vocab]
-    let targets = ints::<B, 1>(&masked.targets, [n.max(1)], &device);
-    let mlm = if n == 0 { Tensor::zeros([1], &device) } else { mlm_loss(logits.clone(), targets) };
-    let predicted = ids_from_tensor(logits.clone().detach().argmax(1).reshape([n.max(1)]))?;
-    let gen_correct = predicted.iter().zip(&masked.targets).filter(|(p, t)| p == t).count();
     let real_tokens = batch.attention_mask.iter().filter(|&&m| m == 1).count();
     let mut out = Forward {
-        mlm,
+        mlm: Tensor::zeros([1], &device),
         disc: None,
         predictions: n,
-        gen_correct,
+        gen_correct: 0,
         real_tokens,
         replaced: 0,
         disc_correct: 0,
         scored: Vec::new(),
         scored_ids: Vec::new(),
-        targets: if collect { masked.targets.clone() } else { Vec::new() },
+        targets: if run.collect { masked.targets.clone() } else { Vec::new() },
     };
-    if objective == Objective::Mlm || n == 0 {
+    let whole_batch = matches!(sampling, Sampling::Device);
+    let mut samples = Vec::new();
+    if n > 0 {
+        let hidden = model.generator_hidden(ints(&masked.input_ids, [b, s], &device), types.clone(), mask.clone());
+        let positions = ints::<B, 1>(&masked.positions, [n], &device);
+        let logits = model.generator_logits_at(hidden, positions); // [n, vocab]
+        let targets = ints::<B, 1>(&masked.targets, [n], &device);
+        out.mlm = mlm_loss_over(logits.clone(), targets, norms.predictions);
+        let predicted = match sampling {
+            Sampling::Device => {
+                let predicted = ids_from_tensor(logits.clone().detach().argmax(1).reshape([n]))?;
+                if run.objective == Objective::Electra {
+                    samples = ids_from_tensor(sample_tokens(logits, run.temperature)?)?;
+                }
+                predicted
+            }
+            Sampling::Host(rng) => {
+                let host = host_f32(logits.detach());
+                let vocab = host.len() / n;
+                if run.objective == Objective::Electra {
+                    samples = sample_tokens_host(&host, vocab, run.temperature, rng)?;
+                }
+                host.chunks_exact(vocab.max(1)).map(argmax_host).collect()
+            }
+        };
+        out.gen_correct = predicted.iter().zip(&masked.targets).filter(|(p, t)| p == t).count();
+    }
+    // A whole batch without a masked position trains the generator only (nothing to detect); a
+    // chunk without one still runs the discriminator, whose loss is part of its batch's.
+    if run.objective == Objective::Mlm || (n == 0 && whole_batch) {
         return Ok(out);
     }
-    let samples = ids_from_tensor(sample_tokens(logits, temperature)?)?;
     let (disc_ids, labels) = replace_tokens(&batch.input_ids, &masked.positions, &samples)?;
     let disc_logits = model.discriminator_logits(ints(&disc_ids, [b, s], &device), types, mask); // [batch, seq]
     let label_t = floats::<B, 2>(&labels, [b, s], &device);
     let mask_t = floats::<B, 2>(&batch.attention_mask, [b, s], &device);
-    out.disc = Some(disc_loss(disc_logits.clone(), label_t, mask_t));
+    out.disc = Some(disc_loss_over(disc_logits.clone(), label_t, mask_t, norms.real_tokens));
     let logits_host = host_f32(disc_logits.detach());
     for (((&logit, &label), &m), &id) in logits_host.iter().zip(&labels).zip(&batch.attention_mask).zip(&disc_ids) {
         if m == 0 {
@@ -187,12 +253,88 @@ pub(crate) fn forward<B: Backend>(
         }
         out.replaced += label as usize;
         out.disc_correct += usize::from((logit > 0.0) == (label == 1));
-        if collect {
+        if run.collect {
             out.scored.push((1.0 / (1.0 + (-logit).exp()), label == 1));
             out.scored_ids.push(id);
         }
     }
     Ok(out)
+}
+
+/// The index of a row's largest value (the first on ties).
+fn argmax_host(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Rows `rows` of a batch and of its masking (flat positions shifted to the chunk).
+fn chunk_of(batch: &HostBatch, masked: &MaskedBatch, rows: std::ops::Range<usize>) -> (HostBatch, MaskedBatch) {
+    let s = batch.seq;
+    let (lo, hi) = (rows.start * s, rows.end * s);
+    let first = masked.positions.partition_point(|&p| (p as usize) < lo);
+    let last = masked.positions.partition_point(|&p| (p as usize) < hi);
+    let part = HostBatch {
+        input_ids: batch.input_ids[lo..hi].to_vec(),
+        token_type_ids: batch.token_type_ids[lo..hi].to_vec(),
+        attention_mask: batch.attention_mask[lo..hi].to_vec(),
+        batch: rows.len(),
+        seq: s,
+    };
+    let m = MaskedBatch {
+        input_ids: masked.input_ids[lo..hi].to_vec(),
+        positions: masked.positions[first..last].iter().map(|&p| p - lo as u32).collect(),
+        targets: masked.targets[first..last].to_vec(),
+        batch: rows.len(),
+        seq: s,
+    };
+    (part, m)
+}
+
+/// One micro-batch in chunks of `config.chunk_size` rows ([`backward_in_chunks`]): masks the
+/// whole micro-batch (host, `rng`), then each chunk runs forward and backward with its own
+/// dropout and sampling streams (seeded by `micro_seed` and the chunk's index), its losses
+/// divided by the whole micro-batch's counts. Returns the micro-batch's loss values.
+fn chunked_micro_batch<B: AutodiffBackend>(
+    model: &ElectraPreTraining<B>,
+    batch: &HostBatch,
+    masker: &Masker,
+    config: &PretrainConfig,
+    micro_seed: u64,
+    rng: &mut ChaCha8Rng,
+    accumulator: &mut GradientsAccumulator<ElectraPreTraining<B>>,
+    totals: &mut StepTotals,
+) -> Result<(f32, f32)> {
+    let masked = masker.mask(&batch.input_ids, &batch.attention_mask, batch.batch, batch.seq, rng)?;
+    let norms = Norms {
+        predictions: masked.positions.len(),
+        real_tokens: batch.attention_mask.iter().filter(|&&m| m == 1).count(),
+    };
+    let run = Run { objective: config.objective, temperature: config.temperature, collect: false };
+    let sampler_seed = derive_seed(micro_seed, u64::MAX);
+    let chunk = config.chunk_size.unwrap_or(0);
+    let parts = backward_in_chunks(model, batch.batch, chunk, micro_seed, accumulator, |replica, c, rows| {
+        let (part, part_masked) = chunk_of(batch, &masked, rows);
+        let mut sampler = ChaCha8Rng::seed_from_u64(derive_seed(sampler_seed, c as u64));
+        let f = forward_masked(replica, &part, &part_masked, norms, run, Sampling::Host(&mut sampler))?;
+        let values = f.loss_values();
+        let mut loss = f.mlm.clone();
+        if let Some(d) = f.disc.clone() {
+            loss = loss + d.mul_scalar(config.disc_weight);
+        }
+        Ok::<_, Error>((loss.div_scalar(config.grad_accumulation as f64), (values, Counts::of(&f))))
+    })?;
+    let (mut mlm, mut disc) = (0.0f32, 0.0f32);
+    for ((m, d), counts) in parts {
+        mlm += m;
+        disc += d;
+        totals.add_counts(&counts);
+    }
+    Ok((mlm, disc))
 }
 
 /// The masker of a run: `config`'s masking settings, BERT's 80/10/10 scheme for the MLM
@@ -261,6 +403,17 @@ pub fn train_step<B: AutodiffBackend>(
     let mut totals = StepTotals::default();
     for k in 0..config.grad_accumulation {
         let batch = micro_batch(k)?;
+        if config.chunk_size.is_some_and(|c| c > 0) {
+            let micro_seed = derive_seed(seed, k as u64);
+            let (mlm_v, disc_v) = chunked_micro_batch(
+                &model, &batch, masker, config, micro_seed, &mut rng, &mut accumulator, &mut totals,
+            )?;
+            if !mlm_v.is_finite() || !disc_v.is_finite() {
+                return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
+            }
+            totals.add_part(mlm_v, disc_v, batch.batch * batch.seq);
+            continue;
+        }
         let f = forward(&model, &batch, masker, config.objective, config.temperature, &mut rng, false)?;
         let (mlm_v, disc_v) = f.loss_values();
         if !mlm_v.is_finite() || !disc_v.is_finite() {
@@ -422,15 +575,47 @@ struct StepTotals {
     parts: usize,
 }
 
+/// The counts of one forward pass.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    predictions: usize,
+    gen_correct: usize,
+    real: usize,
+    replaced: usize,
+    disc_correct: usize,
+}
+
+impl Counts {
+    fn of<B: Backend>(f: &Forward<B>) -> Self {
+        Self {
+            predictions: f.predictions,
+            gen_correct: f.gen_correct,
+            real: f.real_tokens,
+            replaced: f.replaced,
+            disc_correct: f.disc_correct,
+        }
+    }
+}
+
 impl StepTotals {
     fn add<B: Backend>(&mut self, f: &Forward<B>, mlm: f32, disc: f32, tokens: usize) {
+        self.add_counts(&Counts::of(f));
+        self.add_part(mlm, disc, tokens);
+    }
+
+    /// The counts of a forward pass (a whole micro-batch or one of its chunks).
+    fn add_counts(&mut self, c: &Counts) {
+        self.predictions += c.predictions;
+        self.gen_correct += c.gen_correct;
+        self.real += c.real;
+        self.replaced += c.replaced;
+        self.disc_correct += c.disc_correct;
+    }
+
+    /// One micro-batch's loss values and size.
+    fn add_part(&mut self, mlm: f32, disc: f32, tokens: usize) {
         self.mlm += f64::from(mlm);
         self.disc += f64::from(disc);
-        self.predictions += f.predictions;
-        self.gen_correct += f.gen_correct;
-        self.real += f.real_tokens;
-        self.replaced += f.replaced;
-        self.disc_correct += f.disc_correct;
         self.tokens += tokens;
         self.parts += 1;
     }

@@ -95,10 +95,19 @@ fn train_losses(out: &Path) -> Vec<(u64, f64, f64)> {
 
 #[test]
 fn an_interrupted_run_resumes_exactly() {
+    resumes_exactly(tiny_config());
+}
+
+#[test]
+fn an_interrupted_chunked_run_resumes_exactly() {
+    // Micro-batches of 2 rows in chunks of 1, on rayon's threads, with dropout from host streams.
+    resumes_exactly(PretrainConfig { chunk_size: Some(1), ..tiny_config() });
+}
+
+fn resumes_exactly(config: PretrainConfig) {
     let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let tok = prepare(tmp.path());
-    let config = tiny_config();
     let device = Default::default();
 
     let full = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("full") };
