@@ -20,7 +20,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, Optimizer};
+use electra_train::chunks::backward_in_chunks;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use electra_corrupt::SpecialIds;
@@ -281,7 +282,7 @@ impl<B: Backend> Classifier<B> {
         let hidden = self.electra.forward(ids, types, mask); // [batch, seq, hidden]
         let [batch, _, h] = hidden.dims();
         let cls = hidden.narrow(1, 0, 1).reshape([batch, h]); // [batch, hidden]
-        self.head.forward(self.dropout.forward(cls))
+        self.head.forward(electra_model::layers::dropout(&self.dropout, cls))
     }
 }
 
@@ -362,13 +363,23 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
             let labels: Vec<i64> = (0..batch).map(|_| (rng.next() % 2) as i64).collect();
             let labels = Tensor::<Ad, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
             let loss_fn = CrossEntropyLossConfig::new().init(&device);
+            let mut step = 0u64;
             timed(warmup, reps, || {
                 let m = model.take().context("the model was lost by a failed step")?;
-                let loss = loss_fn.forward(m.forward(ids.clone(), types.clone(), mask.clone()), labels.clone());
-                let _value: f32 = loss.clone().into_scalar().elem(); // as training reads its loss
-                let grads = GradientsParams::from_grads(loss.backward(), &m);
-                model = Some(optim.step(1e-4, m, grads));
+                // As `electra finetune` runs a batch: chunks of rows on rayon's threads (CPU
+                // backends), each chunk's mean loss weighted by its share of the batch.
+                let mut acc = GradientsAccumulator::new();
+                let values = backward_in_chunks(&m, batch, chunk(args), step, &mut acc, |replica, _, rows| {
+                    let share = rows.len() as f64 / batch as f64;
+                    let (i, t, k) = (ids.clone().slice(rows.clone()), types.clone().slice(rows.clone()), mask.clone().slice(rows.clone()));
+                    let loss = loss_fn.forward(replica.forward(i, t, k), labels.clone().slice(rows)).mul_scalar(share);
+                    let value: f32 = loss.clone().into_scalar().elem(); // as training reads its loss
+                    Ok::<_, anyhow::Error>((loss, value))
+                })?;
+                std::hint::black_box(values);
+                model = Some(optim.step(1e-4, m, acc.grads()));
                 sync(&device)?;
+                step += 1;
                 Ok(())
             })?
         }

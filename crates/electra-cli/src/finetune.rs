@@ -476,6 +476,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
             weight_decay: args.weight_decay,
             bias_correction: args.bias_correction,
             seed,
+            chunk_size: Some(backend::DEFAULT_CHUNK),
             ..FinetuneConfig::default()
         };
         let encoder = match args.init {
@@ -504,7 +505,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
             None
         } else {
             let best = TaskModel::<Backend>::load(&out, &device)?;
-            Some((task.score_test)(&electra_finetune::predict(&best, &task.test, 64))?)
+            Some((task.score_test)(&electra_finetune::predict(&best, &task.test, 64, backend::DEFAULT_CHUNK))?)
         };
         write_json(&out.join("result.json"), &json!({"run": result, "test": test_scores, "config": config}))?;
         eprintln!(
@@ -608,7 +609,7 @@ pub fn classify(args: &Common) -> Result<()> {
             .with_context(|| format!("{}:{}: cannot tokenise", args.input.display(), i + 1))?;
         features.push(Feature { input_ids: input.input_ids, token_type_ids: input.token_type_ids, target: None });
     }
-    let outputs = electra_finetune::predict(&model, &features, args.batch_size);
+    let outputs = electra_finetune::predict(&model, &features, args.batch_size, backend::DEFAULT_CHUNK);
     let mut out = JsonLines::create(&args.output)?;
     for (i, o) in outputs.iter().enumerate() {
         let record = match &labels {

@@ -9,7 +9,7 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::softmax;
 use electra_model::hf;
 use electra_tokenizer::{Encoding, ModelInput, WordPieceTokenizer};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::backend::{self, Backend};
 use crate::input::{JsonLines, read_lines};
@@ -143,6 +143,35 @@ fn floats<const D: usize>(t: Tensor<Backend, D>) -> Result<Vec<f32>> {
         .map_err(|e| anyhow::anyhow!("cannot read tensor data: {e:?}"))
 }
 
+/// Runs `f` on the lines in groups of `batch_size` and writes the rows it returns, in order. On
+/// CPU backends the groups are chunks of at most [`backend::DEFAULT_CHUNK`] lines run on
+/// rayon's threads, a few at a time (every core busy; docs/performance.md, "Batch chunks").
+fn for_groups<T: Sync>(
+    lines: &[T],
+    batch_size: usize,
+    out: &mut JsonLines,
+    f: impl Fn(&[T]) -> Result<Vec<Value>> + Sync,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let chunk = backend::DEFAULT_CHUNK;
+    let rows = if chunk > 0 { batch_size.min(chunk) } else { batch_size }.max(1);
+    let groups: Vec<&[T]> = lines.chunks(rows).collect();
+    let wave = if chunk > 0 { 2 * rayon::current_num_threads().max(1) } else { 1 };
+    for wave in groups.chunks(wave) {
+        let results: Vec<Result<Vec<Value>>> = if wave.len() == 1 {
+            wave.iter().map(|g| f(g)).collect()
+        } else {
+            wave.par_iter().map(|g| f(g)).collect()
+        };
+        for rows in results {
+            for row in rows? {
+                out.write(&row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn max_len(common: &Common, positions: usize) -> usize {
     common.max_seq_len.unwrap_or(positions).min(positions).max(2)
 }
@@ -156,22 +185,23 @@ pub fn score(common: &Common) -> Result<()> {
     let lines = read_lines(&common.input)?;
     let encoded = encode_lines(&tok, &lines, max_len(common, model.config().max_position_embeddings), false, &common.input)?;
     let mut out = JsonLines::create(&common.output)?;
-    for group in encoded.chunks(common.batch_size.max(1)) {
+    for_groups(&encoded, common.batch_size, &mut out, |group| {
         let b = make_batch(group, tok.special_tokens().pad);
         let logits = floats(model.forward(b.input_ids, b.token_type_ids, b.attention_mask).logits)?;
-        for (row, line) in group.iter().enumerate() {
+        let rows = group.iter().enumerate().map(|(row, line)| {
             // Skip [CLS]; report the text tokens only.
             let n = line.encoding.ids.len();
             let l: Vec<f32> = logits[row * b.seq + 1..row * b.seq + 1 + n].to_vec();
             let p: Vec<f32> = l.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
-            out.write(&json!({
+            json!({
                 "line": line.number,
                 "tokens": line.encoding.tokens,
                 "logits": l,
                 "replaced_prob": p,
-            }))?;
-        }
-    }
+            })
+        });
+        Ok(rows.collect())
+    })?;
     out.finish()?;
     tracing::info!(lines = encoded.len(), output = %common.output.display(), "scored");
     Ok(())
@@ -193,10 +223,11 @@ pub fn fill_mask(common: &Common, top_k: usize) -> Result<()> {
     let vocab = model.config().vocab_size;
     let top_k = top_k.clamp(1, vocab);
     let mut out = JsonLines::create(&common.output)?;
-    for group in encoded.chunks(common.batch_size.max(1)) {
+    for_groups(&encoded, common.batch_size, &mut out, |group| {
         let b = make_batch(group, tok.special_tokens().pad);
         let logits = model.forward(b.input_ids, b.token_type_ids, b.attention_mask); // [batch, seq, vocab]
         let probs = floats(softmax(logits, 2))?;
+        let mut rows = Vec::with_capacity(group.len());
         for (row, line) in group.iter().enumerate() {
             let mut masks = Vec::new();
             for (pos, &id) in line.input.input_ids.iter().enumerate() {
@@ -215,9 +246,10 @@ pub fn fill_mask(common: &Common, top_k: usize) -> Result<()> {
                     .collect();
                 masks.push(json!({"position": pos - 1, "predictions": predictions}));
             }
-            out.write(&json!({"line": line.number, "tokens": line.encoding.tokens, "masks": masks}))?;
+            rows.push(json!({"line": line.number, "tokens": line.encoding.tokens, "masks": masks}));
         }
-    }
+        Ok(rows)
+    })?;
     out.finish()?;
     tracing::info!(lines = encoded.len(), output = %common.output.display(), "filled masks");
     Ok(())
@@ -241,7 +273,7 @@ pub fn embed(common: &Common, pooling: Pooling, normalize: bool) -> Result<()> {
     let lines = read_lines(&common.input)?;
     let encoded = encode_lines(&tok, &lines, max_len(common, model.config.max_position_embeddings), false, &common.input)?;
     let mut out = JsonLines::create(&common.output)?;
-    for group in encoded.chunks(common.batch_size.max(1)) {
+    for_groups(&encoded, common.batch_size, &mut out, |group| {
         let b = make_batch(group, tok.special_tokens().pad);
         let mask = b.attention_mask.clone();
         let hidden = model.forward(b.input_ids, b.token_type_ids, b.attention_mask); // [batch, seq, hidden]
@@ -261,10 +293,9 @@ pub fn embed(common: &Common, pooling: Pooling, normalize: bool) -> Result<()> {
             pooled
         };
         let values = floats(pooled)?;
-        for (row, line) in group.iter().enumerate() {
-            out.write(&json!({"line": line.number, "embedding": &values[row * h..(row + 1) * h]}))?;
-        }
-    }
+        let rows = group.iter().enumerate();
+        Ok(rows.map(|(row, line)| json!({"line": line.number, "embedding": &values[row * h..(row + 1) * h]})).collect())
+    })?;
     out.finish()?;
     tracing::info!(lines = encoded.len(), output = %common.output.display(), "embedded");
     Ok(())

@@ -19,6 +19,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation;
 use electra_model::hf::{self, TensorCollector, TensorMap};
+use electra_model::layers::dropout;
 use electra_model::params::{Kind, ParamSink, ParamSource, RandomInit, build_linear, visit_linear};
 use electra_model::{ElectraConfig, ElectraModel};
 use serde::{Deserialize, Serialize};
@@ -235,9 +236,9 @@ impl<B: Backend> TaskModel<B> {
         let hidden = self.hidden(input_ids, token_type_ids, attention_mask);
         let [b, _, h] = hidden.dims();
         let mut x = hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]);
-        x = self.dropout.forward(x);
+        x = dropout(&self.dropout, x);
         if let Some(dense) = &self.dense {
-            x = self.dropout.forward(activation::gelu(dense.forward(x)));
+            x = dropout(&self.dropout, activation::gelu(dense.forward(x)));
         }
         self.output.forward(x)
     }
@@ -251,7 +252,7 @@ impl<B: Backend> TaskModel<B> {
         attention_mask: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
         let hidden = self.hidden(input_ids, token_type_ids, attention_mask);
-        let x = if matches!(self.kind, HeadKind::Span) { hidden } else { self.dropout.forward(hidden) };
+        let x = if matches!(self.kind, HeadKind::Span) { hidden } else { dropout(&self.dropout, hidden) };
         self.output.forward(x)
     }
 

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
+use electra_train::chunks::{backward_in_chunks, derive_seed};
 use electra_train::optim::{ElectraAdam, clip_global_norm};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -49,6 +50,12 @@ pub struct FinetuneConfig {
     pub max_grad_norm: f64,
     /// Seed of the head's initialisation, the shuffling and dropout.
     pub seed: u64,
+    /// Rows per batch chunk; `None` or 0 for none. With chunks, each batch runs as chunks of
+    /// this many examples on rayon's threads (each with its own dropout stream, losses divided
+    /// by the whole batch's counts, gradients added in chunk order), as pre-training does
+    /// (`electra_train::PretrainConfig::chunk_size`); prediction uses the same chunks. The
+    /// `electra` binary picks 8 on CPU backends and none on GPU ones.
+    pub chunk_size: Option<usize>,
 }
 
 impl Default for FinetuneConfig {
@@ -66,6 +73,7 @@ impl Default for FinetuneConfig {
             bias_correction: false,
             max_grad_norm: 1.0,
             seed: 1,
+            chunk_size: None,
         }
     }
 }
@@ -216,11 +224,12 @@ fn batch<B: Backend>(features: &[&Feature], device: &B::Device) -> Batch<B> {
     }
 }
 
-/// Mean negative log-likelihood of `targets` (`None` = ignored) under `logits` `[n, classes]`.
-fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: &[Option<usize>]) -> Result<Tensor<B, 1>> {
+/// Negative log-likelihood of `targets` (`None` = ignored) under `logits` `[n, classes]`, summed
+/// and divided by `counted` (the number of targets of the whole batch, of which these rows may
+/// be a chunk).
+fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: &[Option<usize>], counted: usize) -> Result<Tensor<B, 1>> {
     let device = logits.device();
     let [n, classes] = logits.dims();
-    let counted = targets.iter().filter(|t| t.is_some()).count();
     if let Some(bad) = targets.iter().flatten().find(|&&t| t >= classes) {
         return Err(Error::Invalid(format!("label index {bad} out of range for {classes} outputs")));
     }
@@ -232,8 +241,30 @@ fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: &[Option<usize>]) ->
     Ok(picked.mul(weight).sum().neg().div_scalar(counted.max(1) as f32))
 }
 
-/// The training loss of a batch.
-fn loss<B: Backend>(model: &TaskModel<B>, batch: Batch<B>, features: &[&Feature]) -> Result<Tensor<B, 1>> {
+/// What [`loss`] divides by for the batch `features`: the number of labelled tokens for token
+/// tagging, of examples otherwise.
+fn loss_denominator(kind: &HeadKind, features: &[&Feature]) -> usize {
+    match kind {
+        HeadKind::Token { .. } => features
+            .iter()
+            .map(|f| match &f.target {
+                Some(Target::Tokens(labels)) => labels.iter().take(f.input_ids.len()).flatten().count(),
+                _ => 0,
+            })
+            .sum(),
+        _ => features.len(),
+    }
+}
+
+/// The training loss of `features` (a batch, or a chunk of one): per-example (per labelled token
+/// for tagging) losses summed and divided by `denominator`, [`loss_denominator`] of the whole
+/// batch, so that a batch's chunks add up to its mean.
+fn loss<B: Backend>(
+    model: &TaskModel<B>,
+    batch: Batch<B>,
+    features: &[&Feature],
+    denominator: usize,
+) -> Result<Tensor<B, 1>> {
     let device = batch.ids.device();
     let b = features.len();
     let missing = || Error::Invalid("a training feature has no target".into());
@@ -247,7 +278,7 @@ fn loss<B: Backend>(model: &TaskModel<B>, batch: Batch<B>, features: &[&Feature]
                     _ => Err(missing()),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            cross_entropy(logits, &t)
+            cross_entropy(logits, &t, denominator)
         }
         HeadKind::Regression => {
             let pred = model.forward_sequence(batch.ids, batch.types, batch.mask).reshape([b]);
@@ -259,7 +290,7 @@ fn loss<B: Backend>(model: &TaskModel<B>, batch: Batch<B>, features: &[&Feature]
                 })
                 .collect::<Result<Vec<_>>>()?;
             let t = Tensor::<B, 1>::from_data(TensorData::new(t, [b]), &device);
-            Ok(pred.sub(t).square().mean())
+            Ok(pred.sub(t).square().sum().div_scalar(denominator.max(1) as f64))
         }
         HeadKind::Token { .. } => {
             let s = batch.seq;
@@ -272,7 +303,7 @@ fn loss<B: Backend>(model: &TaskModel<B>, batch: Batch<B>, features: &[&Feature]
                     t[r * s + c] = *l;
                 }
             }
-            cross_entropy(logits.reshape([b * s, n]), &t)
+            cross_entropy(logits.reshape([b * s, n]), &t, denominator)
         }
         HeadKind::Span => {
             let s = batch.seq;
@@ -289,37 +320,43 @@ fn loss<B: Backend>(model: &TaskModel<B>, batch: Batch<B>, features: &[&Feature]
                 st.push(Some(start.min(s - 1)));
                 en.push(Some(end.min(s - 1)));
             }
-            Ok(cross_entropy(start, &st)?.add(cross_entropy(end, &en)?).div_scalar(2.0))
+            Ok(cross_entropy(start, &st, denominator)?.add(cross_entropy(end, &en, denominator)?).div_scalar(2.0))
         }
     }
 }
 
-/// Raw outputs for `features` (evaluation mode: no dropout), in order.
-pub fn predict<B: Backend>(model: &TaskModel<B>, features: &[Feature], batch_size: usize) -> Outputs {
+/// Raw outputs for `features` (evaluation mode: no dropout), in order, in batches of
+/// `batch_size`; with `chunk > 0`, in batches of `chunk` examples (at most `batch_size`) run
+/// on rayon's threads (CPU backends: every core busy, see `FinetuneConfig::chunk_size`).
+pub fn predict<B: Backend>(model: &TaskModel<B>, features: &[Feature], batch_size: usize, chunk: usize) -> Outputs {
     let device = model.output.weight.val().device();
-    let mut out = Vec::with_capacity(features.len());
-    for chunk in features.chunks(batch_size.max(1)) {
-        let refs: Vec<&Feature> = chunk.iter().collect();
+    let rows = if chunk > 0 { chunk.min(batch_size.max(1)) } else { batch_size.max(1) };
+    let run = |part: &[Feature]| -> Outputs {
+        let refs: Vec<&Feature> = part.iter().collect();
         let b = batch::<B>(&refs, &device);
         let (seq, lengths) = (b.seq, b.lengths.clone());
         match model.kind {
             HeadKind::Sequence { .. } | HeadKind::Regression => {
                 let logits = model.forward_sequence(b.ids, b.types, b.mask);
                 let n = logits.dims()[1];
-                let v = host(logits);
-                out.extend(v.chunks(n).map(<[f32]>::to_vec));
+                host(logits).chunks(n).map(<[f32]>::to_vec).collect()
             }
             HeadKind::Token { .. } | HeadKind::Span => {
                 let logits = model.forward_tokens(b.ids, b.types, b.mask);
                 let n = logits.dims()[2];
                 let v = host(logits);
-                for (r, len) in lengths.into_iter().enumerate() {
-                    out.push(v[r * seq * n..(r * seq + len) * n].to_vec());
-                }
+                lengths.into_iter().enumerate().map(|(r, len)| v[r * seq * n..(r * seq + len) * n].to_vec()).collect()
             }
         }
-    }
-    out
+    };
+    let batches: Vec<&[Feature]> = features.chunks(rows).collect();
+    let parts: Vec<Outputs> = if chunk > 0 && batches.len() > 1 {
+        use rayon::prelude::*;
+        batches.into_par_iter().map(run).collect()
+    } else {
+        batches.into_iter().map(run).collect()
+    };
+    parts.concat()
 }
 
 /// A tensor's values on the host, as f32.
@@ -364,18 +401,31 @@ pub fn finetune<B: AutodiffBackend>(
     let mut step = 0;
     let mut records = Vec::new();
     let mut best: Option<(usize, Scores)> = None;
+    let rows_per_chunk = config.chunk_size.unwrap_or(0);
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for chunk in order.chunks(config.batch_size) {
             let feats: Vec<&Feature> = chunk.iter().map(|&i| &train[i]).collect();
-            let b = batch::<B>(&feats, &device);
-            let l = loss(&model, b, &feats)?;
-            let value = l.clone().into_scalar().elem::<f64>();
+            let denominator = loss_denominator(&model.kind, &feats);
+            let (mut grads, value) = if rows_per_chunk > 0 && feats.len() > rows_per_chunk {
+                let mut acc = GradientsAccumulator::new();
+                let seed = derive_seed(config.seed, step as u64);
+                let parts = backward_in_chunks(&model, feats.len(), rows_per_chunk, seed, &mut acc, |replica, _, rows| {
+                    let part = &feats[rows];
+                    let l = loss(replica, batch::<B>(part, &device), part, denominator)?;
+                    let value = l.clone().into_scalar().elem::<f64>();
+                    Ok::<_, Error>((l, value))
+                })?;
+                (acc.grads(), parts.iter().sum::<f64>())
+            } else {
+                let l = loss(&model, batch::<B>(&feats, &device), &feats, denominator)?;
+                let value = l.clone().into_scalar().elem::<f64>();
+                (GradientsParams::from_grads(l.backward(), &model), value)
+            };
             if !value.is_finite() {
                 return Err(Error::Invalid(format!("loss became {value} at step {step}; lower the learning rate")));
             }
-            let mut grads = GradientsParams::from_grads(l.backward(), &model);
             clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
             let lr = config.learning_rate_at(step, total);
             model = step_layerwise(&mut optim, model, grads, lr, config.layer_decay, config.depth_rule);
@@ -384,7 +434,7 @@ pub fn finetune<B: AutodiffBackend>(
             progress.step(step, total, value);
         }
         let eval_model = model.valid();
-        let outputs = predict(&eval_model, dev, config.eval_batch_size);
+        let outputs = predict(&eval_model, dev, config.eval_batch_size, rows_per_chunk);
         let scores = score(&outputs)?;
         let record = EpochRecord {
             epoch,
@@ -415,4 +465,69 @@ pub fn finetune<B: AutodiffBackend>(
         model_dir: out_dir.to_path_buf(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use electra_model::{ElectraConfig, ElectraModel};
+
+    use super::*;
+    use crate::model::HeadStyle;
+
+    type B = Flex;
+
+    fn model(kind: HeadKind) -> TaskModel<B> {
+        let mut c = ElectraConfig::small();
+        c.vocab_size = 50;
+        c.embedding_size = Some(8);
+        c.hidden_size = 8;
+        c.num_hidden_layers = 1;
+        c.num_attention_heads = 2;
+        c.intermediate_size = 16;
+        c.max_position_embeddings = 16;
+        let device = Default::default();
+        let encoder = ElectraModel::init(&c, 3, &device).unwrap_or_else(|e| panic!("{e}"));
+        TaskModel::new(encoder, kind, HeadStyle::Linear, 4, &device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Five examples of different lengths (so chunks pad differently) with targets of `kind`.
+    fn features(kind: &HeadKind) -> Vec<Feature> {
+        (0..5)
+            .map(|r| {
+                let len = 4 + r;
+                let input_ids: Vec<u32> = (0..len).map(|j| ((r * 7 + j * 3) % 45 + 5) as u32).collect();
+                let target = match kind {
+                    HeadKind::Sequence { .. } => Target::Class(r % 2),
+                    HeadKind::Regression => Target::Value(r as f32 * 0.5 - 1.0),
+                    HeadKind::Token { .. } => {
+                        Target::Tokens((0..len).map(|j| (j % 3 != 0).then_some((r + j) % 2)).collect())
+                    }
+                    HeadKind::Span => Target::Span { start: 1, end: 1 + r % 3 },
+                };
+                Feature { token_type_ids: vec![0; len], input_ids, target: Some(target) }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunk_losses_over_the_batch_denominator_add_up_to_the_batch_loss() -> Result<()> {
+        let two = || vec!["a".to_string(), "b".to_string()];
+        for kind in [HeadKind::Sequence { labels: two() }, HeadKind::Regression, HeadKind::Token { labels: two() }, HeadKind::Span] {
+            let m = model(kind.clone());
+            let owned = features(&kind);
+            let feats: Vec<&Feature> = owned.iter().collect();
+            let device = Default::default();
+            let den = loss_denominator(&m.kind, &feats);
+            let whole = loss(&m, batch::<B>(&feats, &device), &feats, den)?.into_scalar().elem::<f64>();
+            let mut parts = 0.0;
+            for rows in [0..2, 2..3, 3..5] {
+                let part = &feats[rows];
+                parts += loss(&m, batch::<B>(part, &device), part, den)?.into_scalar().elem::<f64>();
+            }
+            assert!(whole.is_finite() && whole > 0.0, "{kind:?}: {whole}");
+            assert!((whole - parts).abs() < 1e-5 * whole.max(1.0), "{kind:?}: whole {whole} vs chunks {parts}");
+        }
+        Ok(())
+    }
 }

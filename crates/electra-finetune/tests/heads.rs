@@ -287,7 +287,7 @@ fn finetuning_learns_a_toy_task_and_keeps_the_best_epoch() {
     assert_eq!(best, max);
     // The written model is the best epoch's: reloading it reproduces that score.
     let back = TaskModel::<B>::load(&out, &device).unwrap();
-    let again = accuracy(&predict(&back, &dev, 16), &dev)[0].1;
+    let again = accuracy(&predict(&back, &dev, 16, 0), &dev)[0].1;
     assert_eq!(again, best);
 }
 
