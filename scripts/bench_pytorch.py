@@ -11,9 +11,10 @@ Tasks:
 - `pretrain`: one full ELECTRA pre-training step as `electra_train::train_step` does it: masking
   (15% of the tokens, `round(0.15 x seq)` per row, 85% of them shown as [MASK]), generator hidden
   states (`ElectraForMaskedLM.electra`), the vocabulary projection (`generator_predictions` +
-  `generator_lm_head`) at the masked positions only, MLM cross-entropy, Gumbel-max sampling
-  without gradient, the discriminator (`ElectraForPreTraining`, sharing the generator's
-  embeddings) on the corrupted input, the masked sigmoid BCE, loss = MLM + 50 x BCE, backward,
+  `generator_lm_head`) at the masked positions only, MLM cross-entropy, sampling without
+  gradient (Gumbel-max; with `--sampling multinomial`, one uniform per row as our batch chunks
+  sample), the discriminator (`ElectraForPreTraining`, sharing the generator's embeddings) on the
+  corrupted input, the masked sigmoid BCE, loss = MLM + 50 x BCE, backward,
   global-norm clipping at 1.0, AdamW (eps 1e-6, weight decay 0.01 on matrices only).
 - `inference`: discriminator logits under `torch.inference_mode()` (eval mode, no dropout).
 - `finetune`: `ElectraModel` -> [CLS] hidden state -> dropout 0.1 -> linear(hidden, 2),
@@ -160,9 +161,12 @@ def task_pretrain(torch, args):
         mlm = F.cross_entropy(logits, targets)
         with torch.no_grad():
             gen_correct = (logits.argmax(1) == targets).sum()
-            u = torch.rand_like(logits)
-            gumbel = -torch.log(-torch.log(u + 1e-9) + 1e-9)
-            sampled = (logits + gumbel).argmax(1)
+            if args.sampling == "gumbel":
+                u = torch.rand_like(logits)
+                gumbel = -torch.log(-torch.log(u + 1e-9) + 1e-9)
+                sampled = (logits + gumbel).argmax(1)
+            else:  # inverse transform, one uniform per row, as our batch chunks sample
+                sampled = torch.multinomial(torch.softmax(logits, 1), 1).squeeze(1)
             disc_in = ids.reshape(-1).clone()
             disc_in[flat] = sampled
             labels = (disc_in != ids.reshape(-1)).float().view(b, s)
@@ -274,6 +278,10 @@ def main():
     p.add_argument("--size", type=int, default=2048, help="matrix size of the peak measurement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the work runs")
+    p.add_argument("--sampling", choices=["gumbel", "multinomial"], default="gumbel",
+                   help="pretrain: Gumbel-max over the vocabulary (the reference; ours without batch "
+                        "chunks) or torch.multinomial (inverse transform, one uniform per row; ours "
+                        "with batch chunks)")
     p.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa",
                    help="transformers attention implementation (default: sdpa, transformers' default)")
     args = p.parse_args()

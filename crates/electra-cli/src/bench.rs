@@ -570,7 +570,10 @@ fn theirs(py: &Python, task: Task, plan: &Plan, args: &BenchArgs, threads: usize
         .args(["--task", task.name(), "--threads", &threads.to_string(), "--attn", &args.torch_attn])
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", &plan.warmup.to_string(), "--reps", &plan.reps.to_string()])
-        .args(["--size", &args.peak_size.to_string(), "--device", torch_device(args)]);
+        .args(["--size", &args.peak_size.to_string(), "--device", torch_device(args)])
+        // The sampling algorithm of our side: one uniform per row in batch chunks, Gumbel-max on
+        // the device without them.
+        .args(["--sampling", if chunk(args) > 0 { "multinomial" } else { "gumbel" }]);
     thread_env(&mut cmd, threads);
     run_json(cmd, &format!("the PyTorch {} task", task.name()))
 }
