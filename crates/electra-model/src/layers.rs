@@ -154,18 +154,21 @@ impl<B: Backend> Attention<B> {
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
-        self.forward_flat(x.reshape([batch * seq, hidden]), mask_bias).reshape([batch, seq, hidden])
+        self.forward_flat(x.reshape([batch * seq, hidden]), batch, Some(mask_bias)).reshape([batch, seq, hidden])
     }
 
     /// [`Self::forward`] on the tokens as rows: every projection is one 2-D matrix multiply, so
     /// its weight gradient is one product over all tokens instead of one per sequence plus a sum.
+    /// The `1/sqrt(head_dim)` scale is applied to the queries (`[tokens, hidden]`) rather than to
+    /// the scores (`[batch, heads, seq, seq]`, twice as large at seq 128 with 4 heads of 64); for
+    /// power-of-two head sizes the two are bit-identical. `None`: no padded key anywhere.
     ///
     /// # Shapes
-    /// - `x`: `[batch * seq, hidden]`, `mask_bias`: `[batch, 1, 1, seq]`
+    /// - `x`: `[batch * seq, hidden]`, `mask_bias`: broadcastable to `[batch, heads, seq, seq]`
     /// - output: `[batch * seq, hidden]`
-    fn forward_flat(&self, x: Tensor<B, 2>, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
+    fn forward_flat(&self, x: Tensor<B, 2>, batch: usize, mask_bias: Option<Tensor<B, 4>>) -> Tensor<B, 2> {
         let [tokens, hidden] = x.dims();
-        let [batch, _, _, seq] = mask_bias.dims();
+        let seq = tokens / batch.max(1);
         let heads = self.num_heads;
         let head_dim = hidden / heads;
         // [batch, heads, seq, head_dim]; with one head a free reshape, otherwise a strided view
@@ -177,10 +180,14 @@ impl<B: Backend> Attention<B> {
                 t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2)
             }
         };
-        let q = split(self.query.forward(x.clone()));
+        let q = split(self.query.forward(x.clone()).mul_scalar(1.0 / (head_dim as f64).sqrt()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + mask_bias; // [batch, heads, seq, seq]
+        let scores = q.matmul(k.swap_dims(2, 3)); // [batch, heads, seq, seq]
+        let scores = match mask_bias {
+            Some(bias) => scores + bias,
+            None => scores,
+        };
         let probs = dropout(&self.attention_dropout, activation::softmax(scores, 3));
         let context = probs.matmul(v); // [batch, heads, seq, head_dim]
         let context = if heads == 1 { context } else { context.swap_dims(1, 2) }.reshape([tokens, hidden]);
@@ -250,12 +257,12 @@ impl<B: Backend> Layer<B> {
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
-        self.forward_flat(x.reshape([batch * seq, hidden]), mask_bias).reshape([batch, seq, hidden])
+        self.forward_flat(x.reshape([batch * seq, hidden]), batch, Some(mask_bias)).reshape([batch, seq, hidden])
     }
 
-    /// [`Self::forward`] on `[batch * seq, hidden]` rows (see [`Attention::forward`]).
-    fn forward_flat(&self, x: Tensor<B, 2>, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.attention.forward_flat(x, mask_bias);
+    /// [`Self::forward`] on `[batch * seq, hidden]` rows (see [`Attention::forward_flat`]).
+    fn forward_flat(&self, x: Tensor<B, 2>, batch: usize, mask_bias: Option<Tensor<B, 4>>) -> Tensor<B, 2> {
+        let x = self.attention.forward_flat(x, batch, mask_bias);
         let h = activate(self.activation, self.intermediate.forward(x.clone())); // [batch * seq, ffn]
         self.layer_norm.forward(x + dropout(&self.dropout, self.output.forward(h)))
     }
@@ -318,9 +325,15 @@ impl<B: Backend> Encoder<B> {
             Some(p) => p.forward(embedded),
             None => embedded,
         }; // [batch * seq, hidden]
-        let mask_bias = mask_bias(attention_mask);
+        // Without padding the bias is all zeros and is skipped (as transformers does for SDPA
+        // attention). With padding it is materialised once at the scores' full shape, so that
+        // every layer adds it with a plain same-shape addition: burn-flex runs this broadcast
+        // pattern (`[batch, 1, 1, seq]` onto `[batch, heads, seq, seq]`) element by element.
+        let padded = batch * seq > 0 && attention_mask.clone().min().into_scalar().elem::<i64>() == 0;
+        let heads = self.layers.first().map_or(1, |l| l.attention.num_heads);
+        let mask_bias = padded.then(|| mask_bias(attention_mask).repeat_dim(2, seq).repeat_dim(1, heads));
         for layer in &self.layers {
-            x = layer.forward_flat(x, mask_bias.clone());
+            x = layer.forward_flat(x, batch, mask_bias.clone());
         }
         let hidden = x.dims()[1];
         x.reshape([batch, seq, hidden])
