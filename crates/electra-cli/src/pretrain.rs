@@ -176,6 +176,14 @@ pub fn quick_config() -> PretrainConfig {
     }
 }
 
+/// The `chunk_size` recorded in a run directory's `config.json`: `None` when there is no readable
+/// config, `Some(None)` for a run without chunks.
+fn saved_chunk_size(out: &Path) -> Option<Option<usize>> {
+    let text = std::fs::read_to_string(out.join("config.json")).ok()?;
+    let saved: PretrainConfig = serde_json::from_str(&text).ok()?;
+    Some(saved.chunk_size)
+}
+
 struct TrainBar {
     bar: ProgressBar,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -226,7 +234,14 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     if let Some(steps) = args.steps {
         config.steps = steps;
     }
-    config.chunk_size.get_or_insert(backend::DEFAULT_CHUNK);
+    if config.chunk_size.is_none() {
+        // Resuming: keep the chunking the run started with (`None` for runs from before batch
+        // chunks existed), so that the resumed config matches the saved one.
+        config.chunk_size = match args.resume.then(|| saved_chunk_size(&args.out)).flatten() {
+            Some(saved) => saved,
+            None => Some(backend::DEFAULT_CHUNK),
+        };
+    }
     config.validate()?;
     let vocab = args.vocab.clone().unwrap_or_else(|| {
         PathBuf::from(if args.config.is_some() { DEFAULT_VOCAB } else { QUICK_VOCAB })
@@ -315,4 +330,26 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
 
 fn join(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_run_keeps_the_chunking_it_started_with() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(saved_chunk_size(dir.path()), None, "no config yet");
+        let write = |c: &PretrainConfig| {
+            std::fs::write(dir.path().join("config.json"), serde_json::to_string(c).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        write(&PretrainConfig { chunk_size: Some(4), ..quick_config() });
+        assert_eq!(saved_chunk_size(dir.path()), Some(Some(4)));
+        // A run from before chunks: its config has no `chunk_size` at all.
+        let mut old = serde_json::to_value(quick_config()).unwrap_or_default();
+        old.as_object_mut().map(|o| o.remove("chunk_size"));
+        std::fs::write(dir.path().join("config.json"), old.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(saved_chunk_size(dir.path()), Some(None));
+    }
 }
