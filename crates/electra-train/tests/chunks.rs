@@ -41,6 +41,11 @@ fn config(chunk: Option<usize>, dropout: f64) -> PretrainConfig {
 
 /// Six rows of 16 tokens; the last row has 5 padding positions.
 fn batch() -> HostBatch {
+    batch_with_last_len(11)
+}
+
+/// Six rows of 16 tokens; the last row has `last` real tokens (2: `[CLS] [SEP]`, nothing to mask).
+fn batch_with_last_len(last: usize) -> HostBatch {
     let (rows, seq) = (6, 16);
     let mut b = HostBatch {
         input_ids: Vec::new(),
@@ -50,7 +55,7 @@ fn batch() -> HostBatch {
         seq,
     };
     for r in 0..rows {
-        let len = if r == rows - 1 { 11 } else { seq };
+        let len = if r == rows - 1 { last } else { seq };
         for j in 0..seq {
             let id = match j {
                 0 => SPECIAL.cls,
@@ -78,12 +83,15 @@ impl ModuleVisitor<B> for Values {
 /// Two optimiser steps from the same initialisation; returns the losses of each step, every
 /// parameter value and the word table.
 fn two_steps(config: &PretrainConfig) -> (Vec<(f64, f64)>, Vec<f32>, Vec<f32>) {
+    two_steps_on(config, &batch())
+}
+
+fn two_steps_on(config: &PretrainConfig, host: &HostBatch) -> (Vec<(f64, f64)>, Vec<f32>, Vec<f32>) {
     let device = Default::default();
     let networks = config.networks(VOCAB).unwrap();
     let mut model = ElectraPreTraining::<B>::init(&networks, 7, &device).unwrap();
     let mut optim = ElectraAdam::from_config(config).init::<B, ElectraPreTraining<B>>();
     let masker = electra_train::masker(config, SPECIAL, None).unwrap();
-    let host = batch();
     let mut losses = Vec::new();
     for step in 0..2 {
         let (next, outcome) = train_step(model, &mut optim, config, &masker, step, |_| Ok(host.clone())).unwrap();
@@ -136,4 +144,17 @@ fn without_randomness_chunks_compute_the_whole_batch_step() {
     let before: Vec<f32> = init.embeddings.word_table().into_data().to_vec().unwrap();
     let change = before.iter().zip(&a).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(change > 1e-4, "two steps moved the table by only {change}");
+}
+
+#[test]
+fn a_chunk_without_a_maskable_token_trains_with_the_others() {
+    // The last row is `[CLS] [SEP]`: its chunk of one row has no masked position, so its MLM loss
+    // is a constant; with the ELECTRA objective its discriminator loss still counts.
+    let host = batch_with_last_len(2);
+    for objective in [Objective::Mlm, Objective::Electra] {
+        let c = PretrainConfig { objective, ..config(Some(1), 0.0) };
+        let (losses, values, _) = two_steps_on(&c, &host);
+        assert!(losses.iter().all(|(m, d)| m.is_finite() && d.is_finite() && *m > 0.0), "{objective:?}: {losses:?}");
+        assert!(values.iter().all(|v| v.is_finite()), "{objective:?}: non-finite parameters");
+    }
 }
