@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::optim::{GradientsAccumulator, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use electra_train::chunks::backward_in_chunks;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
@@ -368,16 +368,24 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
                 let m = model.take().context("the model was lost by a failed step")?;
                 // As `electra finetune` runs a batch: chunks of rows on rayon's threads (CPU
                 // backends), each chunk's mean loss weighted by its share of the batch.
-                let mut acc = GradientsAccumulator::new();
-                let values = backward_in_chunks(&m, batch, chunk(args), step, &mut acc, |replica, _, rows| {
-                    let share = rows.len() as f64 / batch as f64;
-                    let (i, t, k) = (ids.clone().slice(rows.clone()), types.clone().slice(rows.clone()), mask.clone().slice(rows.clone()));
-                    let loss = loss_fn.forward(replica.forward(i, t, k), labels.clone().slice(rows)).mul_scalar(share);
-                    let value: f32 = loss.clone().into_scalar().elem(); // as training reads its loss
-                    Ok::<_, anyhow::Error>((loss, value))
-                })?;
-                std::hint::black_box(values);
-                model = Some(optim.step(1e-4, m, acc.grads()));
+                let grads = if chunk(args) > 0 {
+                    let mut acc = GradientsAccumulator::new();
+                    let values = backward_in_chunks(&m, batch, chunk(args), step, &mut acc, |replica, _, rows| {
+                        let share = rows.len() as f64 / batch as f64;
+                        let (i, t, k) = (ids.clone().slice(rows.clone()), types.clone().slice(rows.clone()), mask.clone().slice(rows.clone()));
+                        let loss = loss_fn.forward(replica.forward(i, t, k), labels.clone().slice(rows)).mul_scalar(share);
+                        let value: f32 = loss.clone().into_scalar().elem(); // as training reads its loss
+                        Ok::<_, anyhow::Error>((loss, value))
+                    })?;
+                    std::hint::black_box(values);
+                    acc.grads()
+                } else {
+                    // Whole batches (GPU backends): dropout from the backend's generator.
+                    let loss = loss_fn.forward(m.forward(ids.clone(), types.clone(), mask.clone()), labels.clone());
+                    let _value: f32 = loss.clone().into_scalar().elem(); // as training reads its loss
+                    GradientsParams::from_grads(loss.backward(), &m)
+                };
+                model = Some(optim.step(1e-4, m, grads));
                 sync(&device)?;
                 step += 1;
                 Ok(())
