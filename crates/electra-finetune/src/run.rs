@@ -11,6 +11,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
+use electra_model::parallel::map_chunks;
 use electra_train::chunks::{backward_in_chunks, derive_seed};
 use electra_train::optim::{ElectraAdam, clip_global_norm};
 use rand::SeedableRng;
@@ -349,14 +350,10 @@ pub fn predict<B: Backend>(model: &TaskModel<B>, features: &[Feature], batch_siz
             }
         }
     };
-    let batches: Vec<&[Feature]> = features.chunks(rows).collect();
-    let parts: Vec<Outputs> = if chunk > 0 && batches.len() > 1 {
-        use rayon::prelude::*;
-        batches.into_par_iter().map(run).collect()
-    } else {
-        batches.into_iter().map(run).collect()
-    };
-    parts.concat()
+    if chunk > 0 && !features.is_empty() {
+        return map_chunks(features.len(), rows, |_, r| run(&features[r])).concat();
+    }
+    features.chunks(rows).flat_map(run).collect()
 }
 
 /// A tensor's values on the host, as f32.

@@ -30,8 +30,13 @@ pub fn mlm_loss_over<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int
 /// - `logits`, `labels` (0/1), `mask` (0/1): `[batch, seq]`
 /// - output: `[1]`
 pub fn disc_loss<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 2>, mask: Tensor<B, 2>) -> Tensor<B, 1> {
-    let per_token = logits.clone().clamp_min(0.0) - logits.clone() * labels + logits.abs().neg().exp().log1p();
-    (per_token * mask.clone()).sum() / mask.sum()
+    (bce_with_logits(logits, labels) * mask.clone()).sum() / mask.sum()
+}
+
+/// Per-token sigmoid binary cross-entropy in the stable form
+/// `max(x, 0) - x y + log(1 + exp(-|x|))`.
+fn bce_with_logits<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 2>) -> Tensor<B, 2> {
+    logits.clone().clamp_min(0.0) - logits.clone() * labels + logits.abs().neg().exp().log1p()
 }
 
 /// [`disc_loss`]'s masked sum divided by `denominator` instead of the number of real tokens (a
@@ -42,8 +47,7 @@ pub fn disc_loss_over<B: Backend>(
     mask: Tensor<B, 2>,
     denominator: usize,
 ) -> Tensor<B, 1> {
-    let per_token = logits.clone().clamp_min(0.0) - logits.clone() * labels + logits.abs().neg().exp().log1p();
-    (per_token * mask).sum().div_scalar(denominator.max(1) as f64)
+    (bce_with_logits(logits, labels) * mask).sum().div_scalar(denominator.max(1) as f64)
 }
 
 #[cfg(test)]

@@ -125,6 +125,15 @@ impl<B: Backend> Forward<B> {
         let disc = self.disc.clone().map(|d| d.into_scalar().elem::<f32>()).unwrap_or(0.0);
         (mlm, disc)
     }
+
+    /// The loss to backpropagate: `(mlm + disc_weight x disc) / grad_accumulation`.
+    fn training_loss(&self, config: &PretrainConfig) -> Tensor<B, 1> {
+        let mut loss = self.mlm.clone();
+        if let Some(d) = self.disc.clone() {
+            loss = loss + d.mul_scalar(config.disc_weight);
+        }
+        loss.div_scalar(config.grad_accumulation as f64)
+    }
 }
 
 fn ints<B: Backend, const D: usize>(values: &[u32], shape: [usize; D], device: &B::Device) -> Tensor<B, D, Int> {
@@ -151,10 +160,8 @@ pub(crate) fn forward<B: Backend>(
     collect: bool,
 ) -> Result<Forward<B>> {
     let masked = masker.mask(&batch.input_ids, &batch.attention_mask, batch.batch, batch.seq, rng)?;
-    let real = batch.attention_mask.iter().filter(|&&m| m == 1).count();
-    let norms = Norms { predictions: masked.positions.len(), real_tokens: real };
     let run = Run { objective, temperature, collect };
-    forward_masked(model, batch, &masked, norms, run, Sampling::Device)
+    forward_masked(model, batch, &masked, Norms::of(batch, &masked), run, Sampling::Device)
 }
 
 /// The denominators of the two losses: the whole micro-batch's counts, so that the losses of its
@@ -163,6 +170,16 @@ pub(crate) fn forward<B: Backend>(
 struct Norms {
     predictions: usize,
     real_tokens: usize,
+}
+
+impl Norms {
+    /// The counts of a whole (micro-)batch and its masking.
+    fn of(batch: &HostBatch, masked: &MaskedBatch) -> Self {
+        Self {
+            predictions: masked.positions.len(),
+            real_tokens: batch.attention_mask.iter().filter(|&&m| m == 1).count(),
+        }
+    }
 }
 
 /// What a forward pass computes.
@@ -310,10 +327,7 @@ fn chunked_micro_batch<B: AutodiffBackend>(
     totals: &mut StepTotals,
 ) -> Result<(f32, f32)> {
     let masked = masker.mask(&batch.input_ids, &batch.attention_mask, batch.batch, batch.seq, rng)?;
-    let norms = Norms {
-        predictions: masked.positions.len(),
-        real_tokens: batch.attention_mask.iter().filter(|&&m| m == 1).count(),
-    };
+    let norms = Norms::of(batch, &masked);
     let run = Run { objective: config.objective, temperature: config.temperature, collect: false };
     let sampler_seed = derive_seed(micro_seed, u64::MAX);
     let chunk = config.chunk_size.unwrap_or(0);
@@ -321,12 +335,7 @@ fn chunked_micro_batch<B: AutodiffBackend>(
         let (part, part_masked) = chunk_of(batch, &masked, rows);
         let mut sampler = ChaCha8Rng::seed_from_u64(derive_seed(sampler_seed, c as u64));
         let f = forward_masked(replica, &part, &part_masked, norms, run, Sampling::Host(&mut sampler))?;
-        let values = f.loss_values();
-        let mut loss = f.mlm.clone();
-        if let Some(d) = f.disc.clone() {
-            loss = loss + d.mul_scalar(config.disc_weight);
-        }
-        Ok::<_, Error>((loss.div_scalar(config.grad_accumulation as f64), (values, Counts::of(&f))))
+        Ok::<_, Error>((f.training_loss(config), (f.loss_values(), Counts::of(&f))))
     })?;
     let (mut mlm, mut disc) = (0.0f32, 0.0f32);
     for ((m, d), counts) in parts {
@@ -403,29 +412,22 @@ pub fn train_step<B: AutodiffBackend>(
     let mut totals = StepTotals::default();
     for k in 0..config.grad_accumulation {
         let batch = micro_batch(k)?;
-        if config.chunk_size.is_some_and(|c| c > 0) {
+        let (mlm_v, disc_v) = if config.chunk_size.is_some_and(|c| c > 0) {
             let micro_seed = derive_seed(seed, k as u64);
-            let (mlm_v, disc_v) = chunked_micro_batch(
-                &model, &batch, masker, config, micro_seed, &mut rng, &mut accumulator, &mut totals,
-            )?;
-            if !mlm_v.is_finite() || !disc_v.is_finite() {
-                return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
+            chunked_micro_batch(&model, &batch, masker, config, micro_seed, &mut rng, &mut accumulator, &mut totals)?
+        } else {
+            let f = forward(&model, &batch, masker, config.objective, config.temperature, &mut rng, false)?;
+            let values = f.loss_values();
+            if values.0.is_finite() && values.1.is_finite() {
+                accumulator.accumulate(&model, GradientsParams::from_grads(f.training_loss(config).backward(), &model));
             }
-            totals.add_part(mlm_v, disc_v, batch.batch * batch.seq);
-            continue;
-        }
-        let f = forward(&model, &batch, masker, config.objective, config.temperature, &mut rng, false)?;
-        let (mlm_v, disc_v) = f.loss_values();
+            totals.add_counts(&Counts::of(&f));
+            values
+        };
         if !mlm_v.is_finite() || !disc_v.is_finite() {
             return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
         }
-        let mut loss = f.mlm.clone();
-        if let Some(d) = f.disc.clone() {
-            loss = loss + d.mul_scalar(config.disc_weight);
-        }
-        let loss = loss.div_scalar(config.grad_accumulation as f64);
-        accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
-        totals.add(&f, mlm_v, disc_v, batch.batch * batch.seq);
+        totals.add_part(mlm_v, disc_v, batch.batch * batch.seq);
     }
     let mut grads = accumulator.grads();
     let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
