@@ -13,17 +13,9 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_model::parallel::{chunk_ranges, with_host_rng};
-use rayon::prelude::*;
 
-/// A seed derived from `seed` and `index` (SplitMix64 of their mix): the per-step, per-micro-batch
-/// and per-chunk streams.
-#[must_use]
-pub fn derive_seed(seed: u64, index: u64) -> u64 {
-    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use crate::seed::derive_seed;
+use rayon::prelude::*;
 
 /// Splits `rows` rows into chunks of `chunk` ([`chunk_ranges`]) and, on rayon's pool, runs `f`
 /// on each chunk with a fork of `model` (its own autodiff leaves, the same parameter ids) inside

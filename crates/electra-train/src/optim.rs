@@ -28,15 +28,22 @@ pub struct ElectraAdam {
 }
 
 impl ElectraAdam {
-    /// The optimiser settings of a run.
-    pub fn from_config(config: &crate::PretrainConfig) -> Self {
+    /// The optimiser from a config's values (pre-training and fine-tuning both build it here).
+    #[must_use]
+    pub fn new(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64, bias_correction: bool) -> Self {
         Self {
-            beta1: config.adam_beta1 as f32,
-            beta2: config.adam_beta2 as f32,
-            epsilon: config.adam_epsilon as f32,
-            weight_decay: config.weight_decay as f32,
-            bias_correction: config.bias_correction,
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            epsilon: epsilon as f32,
+            weight_decay: weight_decay as f32,
+            bias_correction,
         }
+    }
+
+    /// The optimiser settings of a pre-training run.
+    #[must_use]
+    pub fn from_config(config: &crate::PretrainConfig) -> Self {
+        Self::new(config.adam_beta1, config.adam_beta2, config.adam_epsilon, config.weight_decay, config.bias_correction)
     }
 }
 
