@@ -2,17 +2,17 @@
 //! (`u32`, row-major `[batch, seq]`) and tensors on a device.
 //!
 //! The encoders take three `[batch, seq]` integer tensors: token ids, segment (token type) ids,
-//! and the attention mask, **1 for a real token and 0 for padding**. [`ModelInput::pad`] builds
+//! and the attention mask, **1 for a real token and 0 for padding**. [`InputBatch::pad`] builds
 //! all three from unpadded rows; [`int_tensor`] and [`float_tensor`] convert any other host
 //! values; [`to_host_f32`] reads a tensor back.
 //!
 //! ```
 //! # use burn::backend::Flex;
-//! use electra_model::input::ModelInput;
+//! use electra_model::input::InputBatch;
 //! let device = Default::default();
 //! // [CLS] a b [SEP] and [CLS] c [SEP], padded to 4 with id 0.
 //! let rows: [(&[u32], &[u32]); 2] = [(&[2, 7, 8, 3], &[0, 0, 0, 0]), (&[2, 9, 3], &[0, 0, 0])];
-//! let input = ModelInput::<Flex>::pad(&rows, 0, &device);
+//! let input = InputBatch::<Flex>::pad(&rows, 0, &device);
 //! assert_eq!(input.input_ids.dims(), [2, 4]);
 //! assert_eq!(input.mask_host, vec![1, 1, 1, 1, 1, 1, 1, 0]);
 //! ```
@@ -46,7 +46,7 @@ pub fn sigmoid(logit: f32) -> f32 {
 /// A padded batch on the device: the three `[batch, seq]` inputs of an encoder, and the host
 /// mask it was made from.
 #[derive(Debug, Clone)]
-pub struct ModelInput<B: Backend> {
+pub struct InputBatch<B: Backend> {
     /// Token ids, padded with the pad id.
     pub input_ids: Tensor<B, 2, Int>,
     /// Segment ids, 0 on padding.
@@ -61,7 +61,7 @@ pub struct ModelInput<B: Backend> {
     pub seq: usize,
 }
 
-impl<B: Backend> ModelInput<B> {
+impl<B: Backend> InputBatch<B> {
     /// Pads `(ids, type ids)` rows to the longest with `pad` (type 0, mask 0) and uploads them.
     /// An empty row list gives a `[0, 1]` batch; a row's type ids shorter than its ids are 0.
     pub fn pad(rows: &[(&[u32], &[u32])], pad: u32, device: &B::Device) -> Self {
@@ -107,7 +107,7 @@ mod tests {
     fn rows_are_padded_to_the_longest_with_mask_zero() {
         let device = Default::default();
         let rows: [(&[u32], &[u32]); 2] = [(&[2, 5, 3], &[0, 1, 1]), (&[2, 3], &[0, 0])];
-        let x = ModelInput::<Flex>::pad(&rows, 9, &device);
+        let x = InputBatch::<Flex>::pad(&rows, 9, &device);
         let ints = |t: Tensor<Flex, 2, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
         assert_eq!(ints(x.input_ids), vec![2, 5, 3, 2, 3, 9]);
         assert_eq!(ints(x.token_type_ids), vec![0, 1, 1, 0, 0, 0]);

@@ -30,6 +30,7 @@
 //! }
 //! ```
 
+pub mod cancel;
 pub mod corpus;
 pub mod dataset;
 mod error;
@@ -40,6 +41,7 @@ mod pyrandom;
 mod tokenizer;
 pub mod vocab;
 
+pub use cancel::Cancel;
 pub use dataset::{Dtype, Manifest, PrepareSettings, ShardInfo, ShardReader, Split, SplitCounts};
 pub use error::{Error, Result};
 pub use packing::{Example, ExampleBuilder};
