@@ -44,6 +44,14 @@ pub enum Error {
         /// Discriminator loss.
         disc: f32,
     },
+    /// A fresh run was pointed at a directory that holds another run.
+    #[error("{dir} already holds a run ({found}); pass --resume to continue it or --overwrite to delete it and start again")]
+    RunExists {
+        /// The output directory.
+        dir: PathBuf,
+        /// The run's files found there.
+        found: String,
+    },
     /// The run was asked to stop (Ctrl-C); a checkpoint was written.
     #[error("interrupted at step {0}; resume with --resume")]
     Interrupted(u64),

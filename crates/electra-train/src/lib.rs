@@ -12,6 +12,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod run_dir;
 pub mod seed;
 pub mod trainer;
 
