@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use burn::tensor::activation::softmax;
 use electra_model::hf;
+use electra_model::input::{InputBatch, to_host_f32};
 use electra_tokenizer::{Encoding, ModelInput, WordPieceTokenizer};
 use serde_json::{Value, json};
 
@@ -110,37 +110,10 @@ fn encode_with_masks(tok: &WordPieceTokenizer, text: &str) -> Result<Encoding> {
 }
 
 /// Padded `[batch, seq]` tensors for a group of lines.
-struct Batch {
-    input_ids: Tensor<Backend, 2, Int>,
-    token_type_ids: Tensor<Backend, 2, Int>,
-    attention_mask: Tensor<Backend, 2, Int>,
-    seq: usize,
-}
-
-fn make_batch(lines: &[Line], pad: u32) -> Batch {
-    let device = backend::device();
-    let seq = lines.iter().map(|l| l.input.len()).max().unwrap_or(1);
-    let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
-    for l in lines {
-        let (i, t, m) = l.input.padded(seq, pad);
-        ids.extend(i.into_iter().map(i64::from));
-        types.extend(t.into_iter().map(i64::from));
-        mask.extend(m.into_iter().map(i64::from));
-    }
-    let shape = [lines.len(), seq];
-    Batch {
-        input_ids: Tensor::from_data(TensorData::new(ids, shape), &device),
-        token_type_ids: Tensor::from_data(TensorData::new(types, shape), &device),
-        attention_mask: Tensor::from_data(TensorData::new(mask, shape), &device),
-        seq,
-    }
-}
-
-fn floats<const D: usize>(t: Tensor<Backend, D>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("cannot read tensor data: {e:?}"))
+fn make_batch(lines: &[Line], pad: u32) -> InputBatch<Backend> {
+    let rows: Vec<(&[u32], &[u32])> =
+        lines.iter().map(|l| (l.input.input_ids.as_slice(), l.input.token_type_ids.as_slice())).collect();
+    InputBatch::pad(&rows, pad, &backend::device())
 }
 
 /// Runs `f` on the lines in groups of `batch_size` and writes the rows it returns, in order. On
@@ -187,12 +160,12 @@ pub fn score(common: &Common) -> Result<()> {
     let mut out = JsonLines::create(&common.output)?;
     for_groups(&encoded, common.batch_size, &mut out, |group| {
         let b = make_batch(group, tok.special_tokens().pad);
-        let logits = floats(model.forward(b.input_ids, b.token_type_ids, b.attention_mask).logits)?;
+        let logits = to_host_f32(model.forward(b.input_ids, b.token_type_ids, b.attention_mask).logits);
         let rows = group.iter().enumerate().map(|(row, line)| {
             // Skip [CLS]; report the text tokens only.
             let n = line.encoding.ids.len();
             let l: Vec<f32> = logits[row * b.seq + 1..row * b.seq + 1 + n].to_vec();
-            let p: Vec<f32> = l.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+            let p: Vec<f32> = l.iter().map(|&x| electra_model::input::sigmoid(x)).collect();
             json!({
                 "line": line.number,
                 "tokens": line.encoding.tokens,
@@ -226,7 +199,7 @@ pub fn fill_mask(common: &Common, top_k: usize) -> Result<()> {
     for_groups(&encoded, common.batch_size, &mut out, |group| {
         let b = make_batch(group, tok.special_tokens().pad);
         let logits = model.forward(b.input_ids, b.token_type_ids, b.attention_mask); // [batch, seq, vocab]
-        let probs = floats(softmax(logits, 2))?;
+        let probs = to_host_f32(softmax(logits, 2));
         let mut rows = Vec::with_capacity(group.len());
         for (row, line) in group.iter().enumerate() {
             let mut masks = Vec::new();
@@ -292,7 +265,7 @@ pub fn embed(common: &Common, pooling: Pooling, normalize: bool) -> Result<()> {
         } else {
             pooled
         };
-        let values = floats(pooled)?;
+        let values = to_host_f32(pooled);
         let rows = group.iter().enumerate();
         Ok(rows.map(|(row, line)| json!({"line": line.number, "embedding": &values[row * h..(row + 1) * h]})).collect())
     })?;

@@ -62,6 +62,17 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// A cancellation flag set by Ctrl-C (the long-running commands stop at their next safe point
+/// and keep what they finished).
+pub(crate) fn cancel_on_ctrl_c() -> electra_tokenizer::Cancel {
+    let cancel = electra_tokenizer::Cancel::new();
+    let flag = cancel.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.cancel()) {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    cancel
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -94,20 +105,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes joined with ": ", skipping a cause whose text the message already
-/// holds (the libraries' I/O and JSON errors name their cause in their own message too, so
-/// `{:#}` would print the OS reason twice).
+/// The error and its causes joined with ": ". Every error in the workspace says its own part
+/// once and leaves its cause to `source()`, so the chain reads without repeats.
 fn chain_message(e: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if message.is_empty() {
-            message = text;
-        } else if !message.contains(&text) {
-            message = format!("{message}: {text}");
-        }
-    }
-    message
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
 #[cfg(test)]
@@ -115,7 +116,7 @@ mod tests {
     use super::chain_message;
 
     #[test]
-    fn a_cause_already_in_the_message_is_not_repeated() {
+    fn the_chain_names_each_cause_once() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
         let e = anyhow::Error::new(electra_model::Error::Io { path: "/x/config.json".into(), source: io })
             .context("cannot load a discriminator from /x");

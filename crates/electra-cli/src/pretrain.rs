@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use electra_tokenizer::{Manifest, PrepareConfig, PrepareProgress, ShardInfo, Split, WordPieceTokenizer};
+use electra_tokenizer::Cancel;
+use electra_train::run_dir::{self, OutMode};
 use electra_train::{EvalMetrics, ModelSpec, PretrainConfig, Progress, RunPaths, StepMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -41,6 +43,13 @@ pub struct PrepareArgs {
     /// Fail on the first invalid line instead of skipping and counting it.
     #[arg(long)]
     pub strict: bool,
+    /// Continue an interrupted preparation in --out (or accept a finished one with the same
+    /// settings).
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Delete the shards, manifest and state already in --out first.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Options of `electra vocab`.
@@ -76,6 +85,11 @@ struct PrepareBar {
     examples: AtomicU64,
 }
 
+/// The files of a preparation in its output directory (what a fresh `electra prepare` refuses
+/// and `--overwrite` deletes).
+const PREPARED_FILES: &[&str] = &[electra_tokenizer::dataset::MANIFEST_FILE, "prepare-state.json"];
+const SHARD_PREFIXES: &[&str] = &["train-", "validation-"];
+
 impl PrepareProgress for PrepareBar {
     fn on_start(&self, total_bytes: u64) {
         self.bar.set_length(total_bytes);
@@ -93,8 +107,16 @@ impl PrepareProgress for PrepareBar {
     }
 }
 
-/// Prepares shards, showing bytes/s, examples/s and an ETA.
+/// Prepares shards, showing bytes/s, examples/s and an ETA; Ctrl-C stops after the chunk being
+/// written (`--resume` continues).
 pub fn prepare(args: &PrepareArgs) -> Result<Manifest> {
+    let mode = OutMode::from_flags(args.resume, args.overwrite)?;
+    run_dir::claim_entries(&args.out, mode, PREPARED_FILES, SHARD_PREFIXES)?;
+    prepare_into(args, &crate::cancel_on_ctrl_c())
+}
+
+/// Prepares into `args.out`, continuing an interrupted preparation there.
+fn prepare_into(args: &PrepareArgs, cancel: &Cancel) -> Result<Manifest> {
     for c in &args.corpus {
         if !c.exists() && !c.to_string_lossy().contains(['*', '?', '[']) {
             bail!("corpus not found: {} (run from the repository root or pass --corpus)", c.display());
@@ -110,7 +132,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<Manifest> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let progress = PrepareBar { bar, examples: AtomicU64::new(0) };
-    let manifest = electra_tokenizer::prepare(&config, &progress).context("preparing the corpus")?;
+    let manifest = electra_tokenizer::prepare_until(&config, &progress, cancel).context("preparing the corpus")?;
     progress.bar.finish_and_clear();
     eprintln!(
         "prepared {} training and {} validation examples in {}",
@@ -140,9 +162,14 @@ pub struct PretrainArgs {
     /// Run directory.
     #[arg(long, default_value = "runs/pretrain")]
     pub out: PathBuf,
-    /// Continue from the newest checkpoint in OUT/checkpoints.
-    #[arg(long)]
+    /// Continue the run in --out from its newest checkpoint (same config but for `steps`,
+    /// same vocabulary and data).
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Delete the run already in --out (config, checkpoints, metrics, exported models; not the
+    /// prepared data) and start again.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Override the number of steps.
     #[arg(long)]
     pub steps: Option<u64>,
@@ -186,23 +213,22 @@ fn saved_chunk_size(out: &Path) -> Option<Option<usize>> {
 
 struct TrainBar {
     bar: ProgressBar,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Progress for TrainBar {
-    fn on_start(&mut self, start: u64, total: u64) {
+    fn on_start(&self, start: u64, total: u64) {
         self.bar.set_length(total);
         self.bar.set_position(start);
         self.bar.reset_eta();
     }
-    fn on_step(&mut self, m: &StepMetrics) {
+    fn on_step(&self, m: &StepMetrics) {
         self.bar.set_position(m.step);
         self.bar.set_message(format!(
             "gen {:.3} disc {:.4} gen-acc {:.3} disc-acc {:.3} {:.0} tok/s",
             m.mlm_loss, m.disc_loss, m.gen_accuracy, m.disc_accuracy, m.tokens_per_sec
         ));
     }
-    fn on_eval(&mut self, e: &EvalMetrics) {
+    fn on_eval(&self, e: &EvalMetrics) {
         self.bar.println(format!(
             "eval @ {}: gen loss {:.3}, gen acc {:.3} (unigram {:.3}), disc AUC {:.3} (rarity {}), acc {:.3}, P {:.3} R {:.3}, replaced {:.3}",
             e.step,
@@ -217,16 +243,14 @@ impl Progress for TrainBar {
             e.replaced_fraction
         ));
     }
-    fn on_checkpoint(&mut self, step: u64, dir: &Path) {
+    fn on_checkpoint(&self, step: u64, dir: &Path) {
         tracing::debug!(step, dir = %dir.display(), "checkpoint");
-    }
-    fn should_stop(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
     }
 }
 
 /// Pre-trains (preparing the data on first use) and prints a summary.
 pub fn pretrain(args: &PretrainArgs) -> Result<()> {
+    let mode = OutMode::from_flags(args.resume, args.overwrite)?;
     let mut config = match &args.config {
         Some(path) => PretrainConfig::from_file(path)?,
         None => quick_config(),
@@ -252,9 +276,12 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     let tokenizer = WordPieceTokenizer::from_path(&vocab)
         .with_context(|| format!("cannot load the vocabulary {}", vocab.display()))?;
     let data = args.data.clone().unwrap_or_else(|| args.out.join("data"));
+    // Ctrl-C: finish the current step (or shard), write a checkpoint, and exit; `--resume`
+    // continues.
+    let cancel = crate::cancel_on_ctrl_c();
     if !data.join("manifest.json").is_file() {
         eprintln!("preparing {} into {} (first use)", join(&args.corpus), data.display());
-        prepare(&PrepareArgs {
+        prepare_into(&PrepareArgs {
             corpus: args.corpus.clone(),
             vocab: vocab.clone(),
             out: data.clone(),
@@ -262,7 +289,9 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
             validation_fraction: 0.02,
             seed: 0,
             strict: false,
-        })?;
+            resume: true,
+            overwrite: false,
+        }, &cancel)?;
     }
     let networks = config.networks(tokenizer.vocab_size())?;
     eprintln!(
@@ -280,21 +309,16 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         ProgressStyle::with_template("{spinner} step {pos}/{len} {bar:25} {elapsed_precise} ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    // Ctrl-C: finish the current step, write a checkpoint, and exit; `--resume` continues.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
-        tracing::warn!("cannot install the Ctrl-C handler: {e}");
-    }
-    let mut progress = TrainBar { bar, stop };
+    let progress = TrainBar { bar };
     let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };
     let summary = electra_train::pretrain::<AutodiffBackend>(
         &config,
         &tokenizer,
         &paths,
-        args.resume,
+        mode,
         &backend::device(),
-        &mut progress,
+        &progress,
+        &cancel,
     )?;
     progress.bar.finish_and_clear();
     println!("\n== pre-training summary ==");

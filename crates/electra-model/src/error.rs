@@ -9,8 +9,8 @@ pub enum Error {
     #[error("invalid config: {0}")]
     InvalidConfig(String),
 
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written (the OS error is the source).
+    #[error("{path}")]
     Io {
         /// The file concerned.
         path: PathBuf,
@@ -20,7 +20,7 @@ pub enum Error {
     },
 
     /// A JSON file that does not parse.
-    #[error("{path}: {source}")]
+    #[error("invalid JSON in {path}")]
     Json {
         /// The file concerned.
         path: PathBuf,

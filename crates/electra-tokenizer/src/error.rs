@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O operation on `path` failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done ("failed to read", "failed to create", ...).
         action: &'static str,
@@ -33,7 +33,7 @@ pub enum Error {
     },
 
     /// A JSON file (tokenizer.json, tokenizer_config.json, manifest.json) is malformed.
-    #[error("invalid json in {path}: {source}")]
+    #[error("invalid json in {path}")]
     Json {
         /// The file concerned.
         path: PathBuf,
@@ -61,7 +61,7 @@ pub enum Error {
     },
 
     /// An error raised by the `tokenizers` crate.
-    #[error("tokenizer error{}: {source}", context_suffix(.context))]
+    #[error("tokenizer error{}", context_suffix(.context))]
     Tokenizer {
         /// The file being loaded, if any.
         context: Option<PathBuf>,
@@ -100,7 +100,7 @@ pub enum Error {
         len: usize,
     },
 
-    /// [`crate::PrepareProgress::should_stop`] asked to stop; finished shards are kept.
+    /// The preparation was cancelled ([`crate::Cancel`]); finished shards are kept.
     #[error("interrupted; finished shards are kept and a rerun resumes after them")]
     Interrupted,
 

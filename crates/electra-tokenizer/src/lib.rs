@@ -45,7 +45,7 @@ pub use cancel::Cancel;
 pub use dataset::{Dtype, Manifest, PrepareSettings, ShardInfo, ShardReader, Split, SplitCounts};
 pub use error::{Error, Result};
 pub use packing::{Example, ExampleBuilder};
-pub use prepare::{NoProgress, PrepareConfig, PrepareProgress, prepare, prepare_with_tokenizer};
+pub use prepare::{NoProgress, PrepareConfig, PrepareProgress, prepare, prepare_until, prepare_with_tokenizer};
 pub use pyrandom::PyRandom;
 pub use tokenizer::{
     CONTINUING_SUBWORD_PREFIX, Encoding, MAX_INPUT_CHARS_PER_WORD, ModelInput, NormalizerOptions,

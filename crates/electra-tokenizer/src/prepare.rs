@@ -37,6 +37,8 @@
 //! differing value.
 
 use std::collections::BTreeMap;
+
+use crate::Cancel;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
@@ -110,7 +112,8 @@ impl PrepareConfig {
     }
 }
 
-/// Progress callbacks for [`prepare`]; every method has an empty default.
+/// Progress callbacks for [`prepare`]; every method has an empty default. Events only:
+/// stopping a preparation is [`Cancel`]'s job ([`prepare_until`]).
 ///
 /// Called from several threads (hence `Sync`).
 pub trait PrepareProgress: Sync {
@@ -124,12 +127,6 @@ pub trait PrepareProgress: Sync {
     fn on_shard(&self, _shard: &ShardInfo) {}
     /// Everything is written.
     fn on_finish(&self, _manifest: &Manifest) {}
-    /// Polled after every chunk written: returning `true` stops the preparation with
-    /// [`Error::Interrupted`]; finished shards are kept and a later run resumes after them
-    /// (e.g. on Ctrl-C).
-    fn should_stop(&self) -> bool {
-        false
-    }
 }
 
 /// A [`PrepareProgress`] that ignores everything.
@@ -245,6 +242,15 @@ impl Gate {
 /// first unreadable line; [`Error::NoUsableText`] when no example could be built;
 /// [`Error::Mismatch`] when `out_dir` holds a preparation with other settings.
 pub fn prepare(config: &PrepareConfig, progress: &dyn PrepareProgress) -> Result<Manifest> {
+    prepare_until(config, progress, &Cancel::new())
+}
+
+/// [`prepare`] that stops with [`Error::Interrupted`] after the chunk being written when
+/// `cancel` is set (Ctrl-C, say); finished shards are kept and a later run resumes after them.
+///
+/// # Errors
+/// As [`prepare`], and [`Error::Interrupted`].
+pub fn prepare_until(config: &PrepareConfig, progress: &dyn PrepareProgress, cancel: &Cancel) -> Result<Manifest> {
     let mut tokenizer = WordPieceTokenizer::from_path(&config.vocab)?;
     if let Some(lowercase) = config.lowercase {
         tokenizer = tokenizer.with_normalizer_options(NormalizerOptions {
@@ -252,7 +258,7 @@ pub fn prepare(config: &PrepareConfig, progress: &dyn PrepareProgress) -> Result
             strip_accents: None,
         });
     }
-    prepare_with_tokenizer(config, &tokenizer, progress)
+    prepare_with_tokenizer(config, &tokenizer, progress, cancel)
 }
 
 /// [`prepare`] with an already loaded tokenizer (`config.vocab` and `config.lowercase` are
@@ -264,6 +270,7 @@ pub fn prepare_with_tokenizer(
     config: &PrepareConfig,
     tokenizer: &WordPieceTokenizer,
     progress: &dyn PrepareProgress,
+    cancel: &Cancel,
 ) -> Result<Manifest> {
     if config.max_seq_len < 5 || config.max_seq_len > u32::MAX as usize {
         return Err(Error::Config(format!(
@@ -371,7 +378,7 @@ pub fn prepare_with_tokenizer(
         }
     };
 
-    run_pipeline(config, tokenizer, settings, state, progress)
+    run_pipeline(config, tokenizer, settings, state, progress, cancel)
 }
 
 fn run_pipeline(
@@ -380,6 +387,7 @@ fn run_pipeline(
     settings: PrepareSettings,
     state: State,
     progress: &dyn PrepareProgress,
+    cancel: &Cancel,
 ) -> Result<Manifest> {
     let out = config.out_dir.as_path();
     let workers = if config.num_workers == 0 {
@@ -444,7 +452,7 @@ fn run_pipeline(
         }
         drop(res_tx);
 
-        let written = writer.receive_all(&res_rx, start_chunk, &gate, progress);
+        let written = writer.receive_all(&res_rx, start_chunk, &gate, progress, cancel);
         if written.is_err() {
             gate.abort();
         }
@@ -648,6 +656,7 @@ impl<'a> Writer<'a> {
         start_chunk: u64,
         gate: &Gate,
         progress: &dyn PrepareProgress,
+        cancel: &Cancel,
     ) -> Result<()> {
         let mut pending: BTreeMap<u64, ChunkResult> = BTreeMap::new();
         let mut next = start_chunk;
@@ -658,7 +667,7 @@ impl<'a> Writer<'a> {
                 self.write_chunk(r, progress)?;
                 next += 1;
                 gate.advance(next);
-                if progress.should_stop() {
+                if cancel.is_cancelled() {
                     tracing::info!(chunk = next, "preparation interrupted; rerun to resume");
                     return Err(Error::Interrupted);
                 }

@@ -59,6 +59,7 @@ struct Recorder {
     examples: AtomicUsize,
     shards: Mutex<Vec<ShardInfo>>,
     stop_after_shards: Option<usize>,
+    cancel: electra_tokenizer::Cancel,
 }
 
 impl PrepareProgress for Recorder {
@@ -69,11 +70,11 @@ impl PrepareProgress for Recorder {
         self.examples.fetch_add(n as usize, Ordering::Relaxed);
     }
     fn on_shard(&self, shard: &ShardInfo) {
-        self.shards.lock().expect("lock").push(shard.clone());
-    }
-    fn should_stop(&self) -> bool {
-        let done = self.shards.lock().expect("lock").len();
-        self.stop_after_shards.is_some_and(|n| done >= n)
+        let mut shards = self.shards.lock().expect("lock");
+        shards.push(shard.clone());
+        if self.stop_after_shards.is_some_and(|n| shards.len() >= n) {
+            self.cancel.cancel();
+        }
     }
 }
 
@@ -153,7 +154,7 @@ fn prepares_reads_back_and_is_independent_of_workers() {
     // same settings, other worker count: identical bytes
     let mut cfg2 = config(vec![input.clone()], &dir.join("out2"));
     cfg2.num_workers = 5;
-    let m2 = prepare_with_tokenizer(&cfg2, &tok, &NoProgress).expect("prepare");
+    let m2 = prepare_with_tokenizer(&cfg2, &tok, &NoProgress, &electra_tokenizer::Cancel::new()).expect("prepare");
     assert_eq!(shard_hashes(&m), shard_hashes(&m2));
 
     // another seed: other bytes
@@ -178,7 +179,8 @@ fn resumes_after_an_interruption_without_redoing_shards() {
         stop_after_shards: Some(4),
         ..Recorder::default()
     };
-    let err = prepare(&config(vec![input.clone()], &out), &stopper).expect_err("interrupted");
+    let err = electra_tokenizer::prepare_until(&config(vec![input.clone()], &out), &stopper, &stopper.cancel)
+        .expect_err("interrupted");
     assert!(matches!(err, Error::Interrupted), "{err}");
     assert!(!out.join("manifest.json").exists());
     assert!(out.join("prepare-state.json").exists());

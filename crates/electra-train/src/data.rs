@@ -52,7 +52,7 @@ impl<'a> Batches<'a> {
         }
         if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
             let mut order: Vec<u32> = (0..n as u32).collect();
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(crate::seed::derive_seed(self.seed, epoch)));
             self.epoch = Some((epoch, order));
         }
         self.epoch.as_ref().map(|(_, o)| o[offset] as usize).unwrap_or(offset)

@@ -17,8 +17,8 @@ pub enum Error {
     /// Masking or sampling failed.
     #[error(transparent)]
     Corrupt(#[from] electra_corrupt::Error),
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written (the OS error is the source).
+    #[error("{path}")]
     Io {
         /// The file concerned.
         path: PathBuf,
@@ -51,6 +51,14 @@ pub enum Error {
         dir: PathBuf,
         /// The run's files found there.
         found: String,
+    },
+    /// `--resume` on a run directory that this run cannot continue.
+    #[error("cannot resume the run in {dir}: {message}")]
+    Resume {
+        /// The run directory.
+        dir: PathBuf,
+        /// Why.
+        message: String,
     },
     /// The run was asked to stop (Ctrl-C); a checkpoint was written.
     #[error("interrupted at step {0}; resume with --resume")]

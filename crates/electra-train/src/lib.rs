@@ -4,22 +4,28 @@
 //! Architecture invariant: every random draw of step `t` is seeded from `(seed, t)`, so a run's
 //! trajectory depends only on its config and data, not on where it was interrupted.
 
+pub mod checkpoint;
 pub mod chunks;
 pub mod config;
 pub mod data;
 mod error;
+pub mod eval;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod run_dir;
 pub mod seed;
+pub mod step;
 pub mod trainer;
 
 pub use config::{ModelSpec, Objective, PretrainConfig};
 pub use error::{Error, Result};
 pub use metrics::{EvalMetrics, StepMetrics};
-pub use trainer::{NoProgress, Progress, RunPaths, StepOutcome, Summary, masker, pretrain, train_step};
+pub use electra_tokenizer::Cancel;
+pub use run_dir::OutMode;
+pub use step::{StepOutcome, masker, train_step};
+pub use trainer::{NoProgress, Progress, RunPaths, Summary, pretrain};
 
 pub(crate) fn hf_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Ok(electra_model::hf::write_atomic(path, bytes)?)

@@ -31,9 +31,9 @@ impl OutMode {
     }
 }
 
-/// The entries of `dir` that belong to a run: those named in `markers`, plus (when
-/// `prefixed` is given) every entry whose name starts with it (e.g. `seed-`). Sorted.
-pub fn run_entries(dir: &Path, markers: &[&str], prefixed: Option<&str>) -> Result<Vec<PathBuf>> {
+/// The entries of `dir` that belong to a run: those named in `markers`, plus every entry whose
+/// name starts with one of `prefixes` (e.g. `seed-`). Sorted.
+pub fn run_entries(dir: &Path, markers: &[&str], prefixes: &[&str]) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -44,7 +44,7 @@ pub fn run_entries(dir: &Path, markers: &[&str], prefixed: Option<&str>) -> Resu
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if markers.contains(&name.as_ref()) || prefixed.is_some_and(|p| name.starts_with(p)) {
+        if markers.contains(&name.as_ref()) || prefixes.iter().any(|p| name.starts_with(p)) {
             found.push(entry.path());
         }
     }
@@ -61,7 +61,15 @@ pub fn run_entries(dir: &Path, markers: &[&str], prefixed: Option<&str>) -> Resu
 /// # Errors
 /// [`Error::RunExists`] for a fresh run into an existing run, or the I/O error.
 pub fn claim(dir: &Path, mode: OutMode, markers: &[&str], prefixed: Option<&str>) -> Result<bool> {
-    let found = run_entries(dir, markers, prefixed)?;
+    claim_entries(dir, mode, markers, prefixed.as_slice())
+}
+
+/// [`claim`] with several name prefixes.
+///
+/// # Errors
+/// As [`claim`].
+pub fn claim_entries(dir: &Path, mode: OutMode, markers: &[&str], prefixes: &[&str]) -> Result<bool> {
+    let found = run_entries(dir, markers, prefixes)?;
     let held = !found.is_empty();
     match mode {
         OutMode::Fresh if held => {

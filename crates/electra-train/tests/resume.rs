@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::{Autodiff, Flex};
 use electra_model::{ElectraConfig, hf};
 use electra_tokenizer::{NoProgress, PrepareConfig, ShardReader, Split, WordPieceTokenizer};
-use electra_train::{Error, ModelSpec, PretrainConfig, Progress, RunPaths, StepMetrics};
+use electra_train::{Cancel, Error, ModelSpec, OutMode, PretrainConfig, Progress, RunPaths, StepMetrics};
 
 type B = Autodiff<Flex>;
 
@@ -64,19 +64,23 @@ fn prepare(dir: &Path) -> WordPieceTokenizer {
     WordPieceTokenizer::from_path(&vocab).unwrap()
 }
 
-/// Stops the run once `after` steps are done.
+/// Cancels the run once `after` steps are done.
 struct StopAfter {
     after: u64,
-    done: u64,
+    cancel: Cancel,
 }
 
 impl Progress for StopAfter {
-    fn on_step(&mut self, m: &StepMetrics) {
-        self.done = m.step;
+    fn on_step(&self, m: &StepMetrics) {
+        if m.step >= self.after {
+            self.cancel.cancel();
+        }
     }
-    fn should_stop(&self) -> bool {
-        self.done >= self.after
-    }
+}
+
+/// A run with no progress reporting and no cancellation.
+fn run(config: &PretrainConfig, tok: &WordPieceTokenizer, paths: &RunPaths, mode: OutMode) -> Result<electra_train::Summary, Error> {
+    electra_train::pretrain::<B>(config, tok, paths, mode, &Default::default(), &electra_train::NoProgress, &Cancel::new())
 }
 
 fn train_losses(out: &Path) -> Vec<(u64, f64, f64)> {
@@ -111,17 +115,18 @@ fn resumes_exactly(config: PretrainConfig) {
     let device = Default::default();
 
     let full = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("full") };
-    let summary = electra_train::pretrain::<B>(&config, &tok, &full, false, &device, &mut electra_train::NoProgress).unwrap();
+    let summary = run(&config, &tok, &full, OutMode::Fresh).unwrap();
     assert_eq!(summary.steps, 4);
     let rarity = summary.eval.as_ref().and_then(|e| e.rarity_auc).expect("the final evaluation has a rarity baseline");
     assert!((0.0..=1.0).contains(&rarity), "{rarity}");
 
     let split = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("split") };
-    let err = electra_train::pretrain::<B>(&config, &tok, &split, false, &device, &mut StopAfter { after: 2, done: 0 })
+    let stop = StopAfter { after: 2, cancel: Cancel::new() };
+    let err = electra_train::pretrain::<B>(&config, &tok, &split, OutMode::Fresh, &device, &stop, &stop.cancel)
         .unwrap_err();
     assert!(matches!(err, Error::Interrupted(2)), "{err}");
     assert!(split.out_dir.join("checkpoints/step-00000002/state.json").is_file());
-    let resumed = electra_train::pretrain::<B>(&config, &tok, &split, true, &device, &mut electra_train::NoProgress).unwrap();
+    let resumed = run(&config, &tok, &split, OutMode::Resume).unwrap();
     assert_eq!(resumed.steps_this_run, 2);
 
     let a = train_losses(&full.out_dir);
@@ -145,7 +150,7 @@ fn shards_from_another_length_are_refused() {
     let tok = prepare(tmp.path());
     let config = PretrainConfig { max_seq_len: 64, ..tiny_config() };
     let paths = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("run") };
-    let err = electra_train::pretrain::<B>(&config, &tok, &paths, false, &Default::default(), &mut electra_train::NoProgress)
+    let err = run(&config, &tok, &paths, OutMode::Fresh)
         .unwrap_err();
     assert!(err.to_string().contains("max_seq_len 32"), "{err}");
 }
@@ -157,7 +162,7 @@ fn checkpoints_are_pruned_to_the_last_k() {
     let tok = prepare(tmp.path());
     let config = PretrainConfig { checkpoint_every: 1, keep_checkpoints: 2, ..tiny_config() };
     let paths = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("run") };
-    electra_train::pretrain::<B>(&config, &tok, &paths, false, &Default::default(), &mut electra_train::NoProgress).unwrap();
+    run(&config, &tok, &paths, OutMode::Fresh).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(paths.out_dir.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -188,7 +193,7 @@ fn the_mlm_baseline_trains_a_full_size_masked_lm() {
     let tok = prepare(tmp.path());
     let config = PretrainConfig { objective: electra_train::Objective::Mlm, steps: 2, ..tiny_config() };
     let paths = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("mlm") };
-    let s = electra_train::pretrain::<B>(&config, &tok, &paths, false, &Default::default(), &mut electra_train::NoProgress)
+    let s = run(&config, &tok, &paths, OutMode::Fresh)
         .unwrap();
     assert!(s.discriminator_dir.is_none());
     // The baseline's masked LM has the discriminator's width, not the generator's.
@@ -212,14 +217,15 @@ fn a_failed_checkpoint_write_keeps_the_last_good_one() {
     std::fs::create_dir_all(&ckpts).unwrap();
     // step-00000004 cannot become a directory.
     std::fs::write(ckpts.join("step-00000004"), b"not a checkpoint").unwrap();
-    let err = electra_train::pretrain::<B>(&config, &tok, &paths, false, &Default::default(), &mut electra_train::NoProgress)
+    // The directory already has a `checkpoints/` (with no checkpoint in it): resume starts fresh.
+    let err = run(&config, &tok, &paths, OutMode::Resume)
         .unwrap_err()
         .to_string();
     assert!(err.contains("step-00000004"), "{err}");
     assert!(ckpts.join("step-00000002/state.json").is_file(), "the step-2 checkpoint survives");
     assert!(!ckpts.join(".step-00000004.partial").exists(), "no partial directory left behind");
     std::fs::remove_file(ckpts.join("step-00000004")).unwrap();
-    let s = electra_train::pretrain::<B>(&config, &tok, &paths, true, &Default::default(), &mut electra_train::NoProgress).unwrap();
+    let s = run(&config, &tok, &paths, OutMode::Resume).unwrap();
     assert_eq!(s.steps, 4);
 }
 
@@ -230,7 +236,7 @@ fn the_rarity_baseline_is_a_smoothed_unigram_distribution_of_the_training_split(
     let hash = tok.vocab_sha256().to_string();
     let train = ShardReader::open(&tmp.path().join("data"), Split::Train, &hash, 32).unwrap();
     let v = tok.vocab_size();
-    let s = electra_train::trainer::unigram_surprisal(&train, v, usize::MAX).unwrap();
+    let s = electra_train::eval::unigram_surprisal(&train, v, usize::MAX).unwrap();
     assert_eq!(s.len(), v);
     // exp(-surprisal) is a probability distribution over the vocabulary.
     let total: f64 = s.iter().map(|&x| (-f64::from(x)).exp()).sum();
@@ -242,6 +248,115 @@ fn the_rarity_baseline_is_a_smoothed_unigram_distribution_of_the_training_split(
     let max = s.iter().copied().fold(f32::MIN, f32::max);
     assert_eq!(s[id("dolphin")], max);
     // A token budget counts only the first examples: fewer tokens, so an unseen token is less surprising.
-    let few = electra_train::trainer::unigram_surprisal(&train, v, 10).unwrap();
+    let few = electra_train::eval::unigram_surprisal(&train, v, 10).unwrap();
     assert!(few[id("dolphin")] < s[id("dolphin")]);
+}
+
+/// The checkpoint directories under `out/checkpoints`, sorted.
+fn checkpoint_names(out: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+        .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Every file under `dir` with its bytes, for "nothing changed" checks.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The sequence that used to lose work: a run with checkpoints at 4 and 6 kept, then a fresh
+/// shorter run into the same directory (which deleted its own checkpoints as it wrote them and
+/// overwrote the first run's files), then `--resume` with the shorter config (which loaded the
+/// longer run's step-6 checkpoint and underflowed the step count). Now the fresh run is refused
+/// and changes nothing, the resume is refused naming the step, and `--overwrite` starts clean.
+#[test]
+fn a_fresh_run_into_an_existing_run_is_refused_and_changes_nothing() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = prepare(tmp.path());
+    let paths = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("x") };
+    let long = PretrainConfig { steps: 6, checkpoint_every: 2, keep_checkpoints: 2, ..tiny_config() };
+    run(&long, &tok, &paths, OutMode::Fresh).unwrap();
+    assert_eq!(checkpoint_names(&paths.out_dir), ["step-00000004", "step-00000006"]);
+    let before = snapshot(&paths.out_dir);
+
+    let short = PretrainConfig { steps: 3, checkpoint_every: 1, ..long.clone() };
+    let err = run(&short, &tok, &paths, OutMode::Fresh).unwrap_err();
+    assert!(matches!(err, Error::RunExists { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("checkpoints") && msg.contains("config.json") && msg.contains("--resume") && msg.contains("--overwrite"), "{msg}");
+    assert_eq!(snapshot(&paths.out_dir), before, "a refused run changed the directory");
+
+    let err = run(&short, &tok, &paths, OutMode::Resume).unwrap_err();
+    assert!(matches!(err, Error::Resume { .. }), "{err}");
+    assert!(err.to_string().contains("step 6, past this config's 3 steps"), "{err}");
+    assert_eq!(snapshot(&paths.out_dir), before, "a refused resume changed the directory");
+
+    let s = run(&short, &tok, &paths, OutMode::Overwrite).unwrap();
+    assert_eq!((s.steps, s.steps_this_run), (3, 3));
+    assert_eq!(checkpoint_names(&paths.out_dir), ["step-00000002", "step-00000003"]);
+    let saved: PretrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(paths.out_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved, short);
+    assert_eq!(train_losses(&paths.out_dir).last().map(|l| l.0), Some(3), "metrics are the new run's");
+}
+
+/// `--resume` needs the run's config: a missing or unparseable `config.json`, or one that
+/// differs in anything but `steps`, is an error; so is other prepared data.
+#[test]
+fn resume_refuses_a_checkpoint_it_cannot_match() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = prepare(tmp.path());
+    let paths = RunPaths { data_dir: tmp.path().join("data"), out_dir: tmp.path().join("run") };
+    let config = PretrainConfig { steps: 2, checkpoint_every: 1, ..tiny_config() };
+    run(&config, &tok, &paths, OutMode::Fresh).unwrap();
+    let longer = PretrainConfig { steps: 3, ..config.clone() };
+    let config_path = paths.out_dir.join("config.json");
+    let saved = std::fs::read(&config_path).unwrap();
+
+    let other = PretrainConfig { learning_rate: 5e-4, ..longer.clone() };
+    let err = run(&other, &tok, &paths, OutMode::Resume).unwrap_err().to_string();
+    assert!(err.contains("learning_rate") && err.contains("only `steps` may change"), "{err}");
+
+    std::fs::write(&config_path, b"{ not json").unwrap();
+    let err = run(&longer, &tok, &paths, OutMode::Resume).unwrap_err().to_string();
+    assert!(err.contains("does not parse"), "{err}");
+    std::fs::remove_file(&config_path).unwrap();
+    let err = run(&longer, &tok, &paths, OutMode::Resume).unwrap_err().to_string();
+    assert!(err.contains("cannot read") && err.contains("config.json"), "{err}");
+    std::fs::write(&config_path, &saved).unwrap();
+
+    // Data prepared from another corpus with the same vocabulary and length.
+    let other_dir = tmp.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let corpus = other_dir.join("corpus.txt");
+    let text: String = (0..60).map(|i| format!("a grey gull number {i} flew over the harbour.\nit cried at dusk.\n\n")).collect();
+    std::fs::write(&corpus, text).unwrap();
+    let mut pc = PrepareConfig::new(vec![corpus], repo().join("datasets/vocab/vocab.txt"), other_dir.join("data"));
+    pc.max_seq_len = 32;
+    pc.validation_fraction = 0.1;
+    electra_tokenizer::prepare(&pc, &NoProgress).unwrap();
+    let moved = RunPaths { data_dir: other_dir.join("data"), out_dir: paths.out_dir.clone() };
+    let err = run(&longer, &tok, &moved, OutMode::Resume).unwrap_err().to_string();
+    assert!(err.contains("prepared data differs") && err.contains("inputs"), "{err}");
+
+    // The run's own config and data resume.
+    let s = run(&longer, &tok, &paths, OutMode::Resume).unwrap();
+    assert_eq!((s.steps, s.steps_this_run), (3, 1));
 }
