@@ -3,8 +3,9 @@
 //! `electra bench [model]` measures, for ELECTRA-Small (paper configuration, vocabulary 30,522)
 //! at one sequence length and one or more batch sizes: one full pre-training step
 //! ([`electra_train::train_step`], exactly what `electra pretrain` runs), discriminator inference,
-//! and a fine-tuning step of a classifier ([CLS] -> dropout -> linear, 2 classes, cross-entropy,
-//! backward, Adam). Every measurement runs in a fresh process (this binary re-invoked with the
+//! and a fine-tuning step of a classifier ([`electra_finetune::train_step`], exactly what
+//! `electra finetune` runs: [CLS] -> dropout -> linear, 2 classes, cross-entropy, backward,
+//! global-norm clipping, Adam with layer-wise learning-rate decay). Every measurement runs in a fresh process (this binary re-invoked with the
 //! hidden `--worker` option; `scripts/bench_pytorch.py --task` for PyTorch), so that peak resident
 //! memory (VmHWM) is per configuration. The report has the median over the timed repetitions
 //! after warm-up, tokens/s, GFLOP/s from a FLOP count of the matrix multiplies, the fraction of
@@ -18,18 +19,19 @@ use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
-use electra_train::chunks::backward_in_chunks;
 use burn::prelude::*;
-use burn::tensor::{Distribution, TensorData};
+use burn::tensor::Distribution;
 use electra_corrupt::SpecialIds;
+use electra_finetune::{Feature, FinetuneConfig, HeadKind, HeadStyle, TaskModel};
+use electra_model::input::int_tensor;
 use electra_model::{Discriminator, ElectraConfig, ElectraModel, ElectraPreTraining, PreTrainingConfig};
 use electra_tokenizer::{NoProgress, PrepareConfig};
 use electra_train::PretrainConfig;
 use electra_train::data::HostBatch;
 use electra_train::optim::ElectraAdam;
+use electra_train::seed::derive_seed;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use crate::backend;
@@ -203,23 +205,19 @@ fn sync(device: &<Inner as burn::tensor::backend::BackendTypes>::Device) -> Resu
     <Inner as Backend>::sync(device).map_err(|e| anyhow!("backend sync failed: {e:?}"))
 }
 
-/// A deterministic stream of pseudo-random numbers (splitmix64), for synthetic inputs.
-struct SplitMix(u64);
+/// The seed of the synthetic inputs; each stream is `derive_seed(SYNTHETIC_SEED, stream)`.
+const SYNTHETIC_SEED: u64 = 0xE1EC_7A;
 
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+/// A deterministic stream of pseudo-random numbers for synthetic inputs (the workspace's one
+/// seed derivation, [`derive_seed`]).
+fn synthetic_rng(stream: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(derive_seed(SYNTHETIC_SEED, stream))
 }
 
 /// `[CLS] A [SEP] B [SEP]` rows of random word ids, no padding, segment 1 on B (as the PyTorch
 /// side builds them).
 fn synthetic_batch(batch: usize, seq: usize, seed: u64) -> HostBatch {
-    let mut rng = SplitMix(seed);
+    let mut rng = synthetic_rng(seed);
     let mid = seq / 2;
     let mut b = HostBatch {
         input_ids: Vec::with_capacity(batch * seq),
@@ -235,18 +233,13 @@ fn synthetic_batch(batch: usize, seq: usize, seed: u64) -> HostBatch {
             } else if j == mid || j == seq - 1 {
                 SPECIAL.sep
             } else {
-                (FIRST_WORD_ID + rng.next() % (VOCAB as u64 - FIRST_WORD_ID)) as u32
+                rng.random_range(FIRST_WORD_ID as u32..VOCAB as u32)
             };
             b.input_ids.push(id);
             b.token_type_ids.push(u32::from(j > mid));
         }
     }
     b
-}
-
-fn int_tensor<B: Backend>(values: &[u32], batch: usize, seq: usize, device: &B::Device) -> Tensor<B, 2, Int> {
-    let data: Vec<i64> = values.iter().map(|&v| i64::from(v)).collect();
-    Tensor::from_data(TensorData::new(data, [batch, seq]), device)
 }
 
 /// The pre-training settings of the benchmark: the ELECTRA-Small recipe, without warm-up so that
@@ -266,23 +259,16 @@ fn small() -> ElectraConfig {
     ElectraConfig { vocab_size: VOCAB, ..ElectraConfig::small() }
 }
 
-/// The fine-tuning classifier: encoder -> [CLS] hidden state -> dropout -> linear (reference
-/// section 6).
-#[derive(Module, Debug)]
-struct Classifier<B: Backend> {
-    electra: ElectraModel<B>,
-    dropout: Dropout,
-    head: Linear<B>,
-}
-
-impl<B: Backend> Classifier<B> {
-    /// # Shapes
-    /// - inputs: `[batch, seq]`; output: `[batch, classes]`
-    fn forward(&self, ids: Tensor<B, 2, Int>, types: Tensor<B, 2, Int>, mask: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-        let hidden = self.electra.forward(ids, types, mask); // [batch, seq, hidden]
-        let [batch, _, h] = hidden.dims();
-        let cls = hidden.narrow(1, 0, 1).reshape([batch, h]); // [batch, hidden]
-        self.head.forward(electra_model::layers::dropout(&self.dropout, cls))
+/// The fine-tuning settings of the benchmark: `electra finetune`'s (reference Adam, layer-wise
+/// decay 0.8, clipping at 1) at learning rate 1e-4, without warm-up so that the updates are not
+/// zero.
+fn finetune_config(batch: usize, chunk: usize) -> FinetuneConfig {
+    FinetuneConfig {
+        learning_rate: 1e-4,
+        batch_size: batch,
+        warmup_proportion: 0.0,
+        chunk_size: Some(chunk),
+        ..FinetuneConfig::default()
     }
 }
 
@@ -334,9 +320,9 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
             config.attention_probs_dropout_prob = 0.0;
             let model = Discriminator::<Inner>::init(&config, 0, &device)?;
             let host = synthetic_batch(batch, seq, 0);
-            let ids = int_tensor::<Inner>(&host.input_ids, batch, seq, &device);
-            let types = int_tensor::<Inner>(&host.token_type_ids, batch, seq, &device);
-            let mask = int_tensor::<Inner>(&host.attention_mask, batch, seq, &device);
+            let ids = int_tensor::<Inner, 2>(&host.input_ids, [batch, seq], &device);
+            let types = int_tensor::<Inner, 2>(&host.token_type_ids, [batch, seq], &device);
+            let mask = int_tensor::<Inner, 2>(&host.attention_mask, [batch, seq], &device);
             // As `electra score` runs it: chunks of rows on rayon's threads on CPU backends.
             timed(warmup, reps, || {
                 let parts = electra_model::parallel::map_chunks(batch, chunk(args), |_, rows| {
@@ -348,45 +334,33 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
             })?
         }
         Task::Finetune => {
-            let config = small();
-            let mut model = Some(Classifier::<Ad> {
-                electra: ElectraModel::init(&config, 0, &device)?,
-                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-                head: LinearConfig::new(config.hidden_size, 2).init(&device),
-            });
-            let mut optim = ElectraAdam::from_config(&pretrain_config(batch, seq, chunk(args))).init::<Ad, Classifier<Ad>>();
+            // As `electra finetune` runs a batch: `electra_finetune::train_step` (chunks of rows
+            // on rayon's threads on CPU backends; whole batches, dropout from the backend, on GPU
+            // ones), on a reference (linear) classification head.
+            let config = finetune_config(batch, chunk(args));
+            let kind = HeadKind::Sequence { labels: vec!["0".into(), "1".into()] };
+            let encoder = ElectraModel::<Ad>::init(&small(), 0, &device)?;
+            let mut model = Some(TaskModel::new(encoder, kind, HeadStyle::Linear, 0, &device)?);
+            let mut optim = config.adam().init::<Ad, TaskModel<Ad>>();
             let host = synthetic_batch(batch, seq, 0);
-            let ids = int_tensor::<Ad>(&host.input_ids, batch, seq, &device);
-            let types = int_tensor::<Ad>(&host.token_type_ids, batch, seq, &device);
-            let mask = int_tensor::<Ad>(&host.attention_mask, batch, seq, &device);
-            let mut rng = SplitMix(1);
-            let labels: Vec<i64> = (0..batch).map(|_| (rng.next() % 2) as i64).collect();
-            let labels = Tensor::<Ad, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
-            let loss_fn = CrossEntropyLossConfig::new().init(&device);
-            let mut step = 0u64;
+            let mut rng = synthetic_rng(1);
+            let features: Vec<Feature> = (0..batch)
+                .map(|r| Feature {
+                    input_ids: host.input_ids[r * seq..(r + 1) * seq].to_vec(),
+                    token_type_ids: host.token_type_ids[r * seq..(r + 1) * seq].to_vec(),
+                    target: Some(electra_finetune::Target::Class(rng.random_range(0..2))),
+                })
+                .collect();
+            let refs: Vec<&Feature> = features.iter().collect();
+            // Far more steps than the bench runs, so that the rate stays near its peak.
+            let total = 1_000_000;
+            let mut step = 0usize;
             timed(warmup, reps, || {
                 let m = model.take().context("the model was lost by a failed step")?;
-                // As `electra finetune` runs a batch: chunks of rows on rayon's threads (CPU
-                // backends), each chunk's mean loss weighted by its share of the batch.
-                let grads = if chunk(args) > 0 {
-                    let mut acc = GradientsAccumulator::new();
-                    let values = backward_in_chunks(&m, batch, chunk(args), step, &mut acc, |replica, _, rows| {
-                        let share = rows.len() as f64 / batch as f64;
-                        let (i, t, k) = (ids.clone().slice(rows.clone()), types.clone().slice(rows.clone()), mask.clone().slice(rows.clone()));
-                        let loss = loss_fn.forward(replica.forward(i, t, k), labels.clone().slice(rows)).mul_scalar(share);
-                        let value: f32 = loss.clone().into_scalar().elem(); // as training reads its loss
-                        Ok::<_, anyhow::Error>((loss, value))
-                    })?;
-                    std::hint::black_box(values);
-                    acc.grads()
-                } else {
-                    // Whole batches (GPU backends): dropout from the backend's generator.
-                    let loss = loss_fn.forward(m.forward(ids.clone(), types.clone(), mask.clone()), labels.clone());
-                    let _value: f32 = loss.clone().into_scalar().elem(); // as training reads its loss
-                    GradientsParams::from_grads(loss.backward(), &m)
-                };
-                model = Some(optim.step(1e-4, m, grads));
+                let (next, outcome) = electra_finetune::train_step(m, &mut optim, &config, &refs, step, total)?;
+                std::hint::black_box(outcome);
                 sync(&device)?;
+                model = Some(next);
                 step += 1;
                 Ok(())
             })?

@@ -7,16 +7,15 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::activation::softmax;
 use burn::prelude::*;
 use electra_finetune::data::{
-    GenericOptions, GlueTask, Label, SquadConfig, SquadExample, SquadFeature, SquadPostConfig, TaggedSentence,
-    TaggingFeature, TaggingTask, TaskKind, TextExample, TextTask, load_conll, load_generic_files,
-    load_generic_single, load_glue, read_squad, squad_features, squad_predictions, tagging_features, text_features,
-    word_predictions,
+    GenericOptions, GlueTask, TextTask, load_conll, load_generic_files, load_generic_single, load_glue, read_squad,
 };
-use electra_finetune::metrics::{self, MetricKind};
+use electra_finetune::metrics;
 use electra_finetune::run::{EpochRecord, Outputs, RunProgress, Scores};
-use electra_finetune::{DepthRule, Feature, FinetuneConfig, HeadKind, HeadStyle, RunResult, Target, TaskModel};
+use electra_finetune::task::{TaskData, TaskOptions, argmax};
+use electra_finetune::{DepthRule, Feature, FinetuneConfig, HeadKind, HeadStyle, RunResult, Schedule, TaskModel};
 use electra_model::{ElectraModel, hf};
-use electra_tokenizer::WordPieceTokenizer;
+use electra_tokenizer::{Cancel, WordPieceTokenizer};
+use electra_train::run_dir::{self, OutMode};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -49,6 +48,15 @@ pub enum Depth {
     Reference,
     /// Head at depth L+1 (the top layer gets decay^1).
     Contiguous,
+}
+
+/// The shape of the learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleArg {
+    /// The reference's: the warm-up ramp multiplied into the linear decay (as pre-training).
+    Reference,
+    /// Linear warm-up to the peak, then linear decay to 0.
+    WarmupThenDecay,
 }
 
 /// The format of `--train`/`--dev` files.
@@ -105,9 +113,14 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 0.0)]
     pub null_threshold: f32,
     /// Output directory: `seed-N/` per seed (model in HuggingFace layout, metrics) and
-    /// `summary.json`.
+    /// `summary.json`. A directory that already holds a fine-tuning run is refused unless
+    /// `--overwrite` is given.
     #[arg(long, default_value = "runs/finetune")]
     pub out: PathBuf,
+    /// Delete the run already in `--out` (its `summary.json` and `seed-*`; nothing else) before
+    /// starting.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Encoder initialisation.
     #[arg(long, value_enum, default_value = "pretrained")]
     pub init: Init,
@@ -138,6 +151,10 @@ pub struct FinetuneArgs {
     /// Warm-up fraction of the steps.
     #[arg(long, default_value_t = 0.1)]
     pub warmup: f64,
+    /// Learning-rate schedule: `reference` (warm-up ramp times linear decay) or
+    /// `warmup-then-decay`.
+    #[arg(long, value_enum, default_value = "reference")]
+    pub schedule: ScheduleArg,
     /// Adam bias correction (the reference has none).
     #[arg(long)]
     pub bias_correction: bool,
@@ -172,253 +189,44 @@ fn load_task(args: &FinetuneArgs) -> Result<TextTask> {
     Ok(task)
 }
 
-fn to_features(tok: &WordPieceTokenizer, examples: &[TextExample], max_len: usize) -> Result<Vec<Feature>> {
-    Ok(text_features(tok, examples, max_len)?
-        .into_iter()
-        .map(|f| Feature {
-            input_ids: f.input.input_ids,
-            token_type_ids: f.input.token_type_ids,
-            target: f.label.map(|l| match l {
-                Label::Class(c) => Target::Class(c),
-                Label::Value(v) => Target::Value(v),
-            }),
-        })
-        .collect())
-}
-
-/// Index of the largest value (`None` for an empty slice).
-fn argmax(values: &[f32]) -> Option<usize> {
-    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i)
-}
-
-/// Predicted labels from raw outputs: argmax for classification, the value for regression.
-fn predictions(kind: &TaskKind, outputs: &Outputs) -> Vec<Label> {
-    outputs
-        .iter()
-        .map(|o| match kind {
-            TaskKind::Regression => Label::Value(o.first().copied().unwrap_or(0.0)),
-            TaskKind::Classification { .. } => {
-                let best = argmax(o).unwrap_or(0);
-                Label::Class(best)
-            }
-        })
-        .collect()
-}
-
-fn score(kinds: &[MetricKind], task: &TaskKind, outputs: &Outputs, gold: &[TextExample]) -> Result<Scores> {
-    let pred = predictions(task, outputs);
-    let gold: Vec<Label> = gold.iter().filter_map(|e| e.label).collect();
-    Ok(metrics::compute_metrics(kinds, &pred, &gold)?)
-}
-
 struct Bar {
     bar: ProgressBar,
 }
 
 impl RunProgress for Bar {
-    fn step(&self, step: usize, total: usize, loss: f64) {
+    fn on_start(&self, start_step: usize, total_steps: usize) {
+        self.bar.set_length(total_steps as u64);
+        self.bar.set_position(start_step as u64);
+    }
+    fn on_step(&self, step: usize, total: usize, loss: f64) {
         self.bar.set_length(total as u64);
         self.bar.set_position(step as u64);
         self.bar.set_message(format!("loss {loss:.4}"));
     }
-    fn epoch(&self, r: &EpochRecord) {
+    fn on_epoch(&self, r: &EpochRecord) {
         let scores: Vec<String> = r.scores.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
         self.bar.println(format!("epoch {}: train loss {:.4}, dev {}", r.epoch, r.train_loss, scores.join(", ")));
     }
 }
 
 
-/// Scores raw model outputs of one split.
-type Scorer<'a> = Box<dyn Fn(&Outputs) -> Result<Scores> + 'a>;
-
-/// A task turned into features, with its scorers.
-struct Prepared<'a> {
-    name: String,
-    head: HeadKind,
-    train: Vec<Feature>,
-    dev: Vec<Feature>,
-    test: Vec<Feature>,
-    score_dev: Scorer<'a>,
-    score_test: Scorer<'a>,
-}
-
-/// The first `n` items after a fixed-seed shuffle (the same subset for every run).
-fn subsample<T: Clone>(items: &[T], n: Option<usize>) -> Vec<T> {
-    let mut items = items.to_vec();
-    if let Some(n) = n.filter(|&n| n < items.len()) {
-        use rand::SeedableRng;
-        use rand::seq::SliceRandom;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        items.shuffle(&mut rng);
-        items.truncate(n);
-    }
-    items
-}
-
-fn prepare_text<'a>(args: &FinetuneArgs, tok: &WordPieceTokenizer, max_len: usize, task: &'a TextTask) -> Result<Prepared<'a>> {
-    let train = to_features(tok, &subsample(&task.train, args.max_train_examples), max_len)?;
-    let dev = to_features(tok, &task.dev, max_len)?;
-    let labelled_test: Vec<TextExample> = task.test.iter().filter(|e| e.label.is_some()).cloned().collect();
-    let test = to_features(tok, &labelled_test, max_len)?;
-    let head = match &task.kind {
-        TaskKind::Classification { labels } => HeadKind::Sequence { labels: labels.clone() },
-        TaskKind::Regression => HeadKind::Regression,
-    };
-    Ok(Prepared {
-        name: task.name.clone(),
-        head,
-        train,
-        dev,
-        test,
-        score_dev: Box::new(move |o| score(&task.metrics, &task.kind, o, &task.dev)),
-        score_test: Box::new(move |o| score(&task.metrics, &task.kind, o, &labelled_test)),
-    })
-}
-
-fn tagging_scores(labels: &[String], feats: &[TaggingFeature], gold: &[TaggedSentence], outputs: &Outputs) -> Result<Scores> {
-    let n = labels.len();
-    let mut gold_tags = Vec::with_capacity(gold.len());
-    let mut pred_tags = Vec::with_capacity(gold.len());
-    let fallback = labels.iter().position(|l| l == "O").unwrap_or(0);
-    for ((f, s), o) in feats.iter().zip(gold).zip(outputs) {
-        let token_preds: Vec<usize> = o
-            .chunks(n)
-            .map(|c| argmax(c).unwrap_or(fallback))
-            .collect();
-        let words = word_predictions(f, &token_preds, fallback);
-        pred_tags.push(words.iter().map(|&i| labels[i].clone()).collect::<Vec<_>>());
-        gold_tags.push(s.labels.iter().map(|&i| labels[i].clone()).collect::<Vec<_>>());
-    }
-    let e = metrics::entity_scores(&gold_tags, &pred_tags)?;
-    let (mut right, mut total) = (0usize, 0usize);
-    for (g, p) in gold_tags.iter().zip(&pred_tags) {
-        total += g.len();
-        right += g.iter().zip(p).filter(|(a, b)| a == b).count();
-    }
-    Ok(vec![
-        ("entity_f1".into(), e.f1),
-        ("precision".into(), e.precision),
-        ("recall".into(), e.recall),
-        ("token_accuracy".into(), right as f64 / total.max(1) as f64),
-    ])
-}
-
-fn tagging_to_features(feats: &[TaggingFeature]) -> Vec<Feature> {
-    feats
-        .iter()
-        .map(|f| Feature {
-            input_ids: f.input.input_ids.clone(),
-            token_type_ids: f.input.token_type_ids.clone(),
-            target: Some(Target::Tokens(f.labels.clone())),
-        })
-        .collect()
-}
-
-fn prepare_conll<'a>(args: &FinetuneArgs, tok: &WordPieceTokenizer, max_len: usize, task: &'a TaggingTask) -> Result<Prepared<'a>> {
-    let train_sentences = subsample(&task.train, args.max_train_examples);
-    let train = tagging_to_features(&tagging_features(tok, &train_sentences, max_len)?);
-    let dev_feats = tagging_features(tok, &task.dev, max_len)?;
-    let test_feats = tagging_features(tok, &task.test, max_len)?;
-    let labels = task.labels.clone();
-    Ok(Prepared {
-        name: task.name.clone(),
-        head: HeadKind::Token { labels: labels.clone() },
-        train,
-        dev: tagging_to_features(&dev_feats),
-        test: tagging_to_features(&test_feats),
-        score_dev: Box::new({
-            let labels = labels.clone();
-            move |o| tagging_scores(&labels, &dev_feats, &task.dev, o)
-        }),
-        score_test: Box::new(move |o| tagging_scores(&labels, &test_feats, &task.test, o)),
-    })
-}
-
-fn squad_to_features(feats: &[SquadFeature]) -> Vec<Feature> {
-    feats
-        .iter()
-        .map(|f| Feature {
-            input_ids: f.input.input_ids.clone(),
-            token_type_ids: f.input.token_type_ids.clone(),
-            target: Some(Target::Span { start: f.start_position, end: f.end_position }),
-        })
-        .collect()
-}
-
-fn squad_scores(
-    examples: &[SquadExample],
-    feats: &[SquadFeature],
-    post: &SquadPostConfig,
-    outputs: &Outputs,
-) -> Result<Scores> {
-    let start: Vec<Vec<f32>> = outputs.iter().map(|o| o.iter().step_by(2).copied().collect()).collect();
-    let end: Vec<Vec<f32>> = outputs.iter().map(|o| o.iter().skip(1).step_by(2).copied().collect()).collect();
-    let predictions = squad_predictions(examples, feats, &start, &end, post)?;
-    let s = metrics::squad_evaluate(examples, &predictions)?;
-    let mut scores = vec![("f1".to_string(), s.f1), ("exact".to_string(), s.exact)];
-    if let (Some(f1), Some(em)) = (s.has_answer_f1, s.has_answer_exact) {
-        scores.push(("has_answer_f1".into(), f1));
-        scores.push(("has_answer_exact".into(), em));
-    }
-    if let Some(em) = s.no_answer_exact {
-        scores.push(("no_answer_exact".into(), em));
-    }
-    Ok(scores)
-}
-
-fn prepare_squad<'a>(
-    args: &FinetuneArgs,
-    tok: &WordPieceTokenizer,
-    max_len: usize,
-    data: &'a (Vec<SquadExample>, Vec<SquadExample>, Vec<SquadExample>),
-    name: String,
-) -> Result<Prepared<'a>> {
-    let (train, dev, test) = data;
-    let config = SquadConfig { max_seq_len: max_len, doc_stride: args.doc_stride, max_query_len: args.max_query_len };
-    let version_2 = train.iter().chain(dev.iter()).any(|e| e.is_impossible);
-    let post = SquadPostConfig {
-        max_answer_len: args.max_answer_len,
-        null_threshold: args.null_threshold,
-        version_2,
-        ..SquadPostConfig::default()
-    };
-    let train_feats = squad_features(tok, &subsample(train, args.max_train_examples), &config, true)?;
-    let dev_feats = squad_features(tok, dev, &config, false)?;
-    let test_feats = squad_features(tok, test, &config, false)?;
-    Ok(Prepared {
-        name,
-        head: HeadKind::Span,
-        train: squad_to_features(&train_feats),
-        dev: squad_to_features(&dev_feats),
-        test: squad_to_features(&test_feats),
-        score_dev: Box::new(move |o| squad_scores(dev, &dev_feats, &post, o)),
-        score_test: Box::new(move |o| squad_scores(test, &test_feats, &post, o)),
-    })
-}
-
-/// The data of any format, owned here so that the prepared task can borrow it.
-enum Loaded {
-    Text(TextTask),
-    Conll(TaggingTask),
-    Squad((Vec<SquadExample>, Vec<SquadExample>, Vec<SquadExample>), String),
-}
-
-fn load(args: &FinetuneArgs) -> Result<Loaded> {
+/// The task data the arguments name, in any format.
+fn load(args: &FinetuneArgs) -> Result<TaskData> {
     match args.format {
-        Format::Text => Ok(Loaded::Text(load_task(args)?)),
+        Format::Text => Ok(TaskData::Text(load_task(args)?)),
         Format::Conll | Format::Squad => {
             let (Some(train), Some(dev)) = (&args.train, &args.dev) else {
                 bail!("--format {:?} needs --train FILE and --dev FILE", args.format)
             };
             if args.format == Format::Conll {
-                return Ok(Loaded::Conll(load_conll(train, dev, args.test.as_deref())?));
+                return Ok(TaskData::Conll(load_conll(train, dev, args.test.as_deref())?));
             }
             let test = match &args.test {
                 Some(t) => read_squad(t)?,
                 None => Vec::new(),
             };
             let name = train.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "squad".into());
-            Ok(Loaded::Squad((read_squad(train)?, read_squad(dev)?, test), name))
+            Ok(TaskData::Squad { name, train: read_squad(train)?, dev: read_squad(dev)?, test })
         }
     }
 }
@@ -439,13 +247,22 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
             tok.vocab_size()
         );
     }
-    let max_len = args.max_seq_len.min(encoder_config.max_position_embeddings);
-    let loaded = load(args)?;
-    let task = match &loaded {
-        Loaded::Text(t) => prepare_text(args, &tok, max_len, t)?,
-        Loaded::Conll(t) => prepare_conll(args, &tok, max_len, t)?,
-        Loaded::Squad(d, name) => prepare_squad(args, &tok, max_len, d, name.clone())?,
+    let options = TaskOptions {
+        max_seq_len: args.max_seq_len.min(encoder_config.max_position_embeddings),
+        max_train_examples: args.max_train_examples,
+        doc_stride: args.doc_stride,
+        max_query_len: args.max_query_len,
+        max_answer_len: args.max_answer_len,
+        null_threshold: args.null_threshold,
     };
+    let task = electra_finetune::task::prepare(&tok, load(args)?, &options)?;
+    claim_out(args)?;
+    // Ctrl-C: stop before the next step (the best epoch so far stays in its seed-N/).
+    let cancel = Cancel::new();
+    let flag = cancel.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.cancel()) {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
     let style = match args.head {
         Head::Linear => HeadStyle::Linear,
         Head::Hf => HeadStyle::Hf,
@@ -468,6 +285,10 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
             epochs: args.epochs,
             batch_size: args.batch_size,
             warmup_proportion: args.warmup,
+            schedule: match args.schedule {
+                ScheduleArg::Reference => Schedule::Reference,
+                ScheduleArg::WarmupThenDecay => Schedule::WarmupThenDecay,
+            },
             layer_decay: args.layer_decay,
             depth_rule: match args.depth_rule {
                 Depth::Reference => DepthRule::Reference,
@@ -497,15 +318,17 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         );
         bar.set_prefix(seed.to_string());
         let progress = Bar { bar };
-        let score_dev = |o: &Outputs| (task.score_dev)(o).map_err(|e| electra_finetune::Error::Invalid(format!("{e:#}")));
-        let result = electra_finetune::finetune(model, &config, &task.train, &task.dev, &score_dev, &out, &progress)?;
+        let score_dev = |o: &Outputs| task.score_dev(o);
+        let result =
+            electra_finetune::finetune(model, &config, &task.train, &task.dev, &score_dev, &out, &progress, &cancel);
         progress.bar.finish_and_clear();
+        let result = result?;
         hf::copy_tokenizer_files(&args.model, &out)?;
         let test_scores = if task.test.is_empty() {
             None
         } else {
             let best = TaskModel::<Backend>::load(&out, &device)?;
-            Some((task.score_test)(&electra_finetune::predict(&best, &task.test, 64, backend::DEFAULT_CHUNK))?)
+            Some(task.score_test(&electra_finetune::predict(&best, &task.test, 64, backend::DEFAULT_CHUNK))?)
         };
         write_json(&out.join("result.json"), &json!({"run": result, "test": test_scores, "config": config}))?;
         eprintln!(
@@ -518,6 +341,20 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         results.push((result, test_scores));
     }
     summarise(args, &task.name, &results)
+}
+
+/// Claims `--out` for a fresh run: refused when it holds a fine-tuning run (`summary.json`,
+/// `seed-*`) unless `--overwrite`, which deletes those first. Fine-tuning has no `--resume`.
+fn claim_out(args: &FinetuneArgs) -> Result<()> {
+    let mode = OutMode::from_flags(false, args.overwrite)?;
+    match run_dir::claim(&args.out, mode, &["summary.json"], Some("seed-")) {
+        Ok(_) => Ok(()),
+        Err(electra_train::Error::RunExists { dir, found }) => bail!(
+            "{} already holds a fine-tuning run ({found}); pass --overwrite to delete it and start again, or choose another --out",
+            dir.display()
+        ),
+        Err(e) => Err(e.into()), // an I/O error naming the path
+    }
 }
 
 fn fmt_scores(s: &Scores) -> String {

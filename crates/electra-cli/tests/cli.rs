@@ -198,3 +198,34 @@ fn finetune_errors_name_the_problem() {
     assert!(!ok);
     assert!(err.contains("ElectraForPreTraining"), "{err}");
 }
+
+#[test]
+fn finetune_refuses_an_existing_run_unless_overwrite_clears_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ft");
+    let model = fixture("electra_proj/disc");
+    let data = task_fixture("sms_spam_sample.tsv");
+    let (model, data, out_arg) = (model.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["finetune", "--model", model, "--data", data, "--out", out_arg, "--epochs", "1", "--batch-size", "8", "--max-seq-len", "32"];
+        args.extend_from_slice(extra);
+        electra(&args)
+    };
+    let (ok, err) = run(&[]);
+    assert!(ok, "{err}");
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    // A fresh run into it is refused, names what is there and offers --overwrite; nothing changes.
+    let (ok, err) = run(&["--seed", "2"]);
+    assert!(!ok);
+    assert!(err.contains("already holds a fine-tuning run") && err.contains("seed-1") && err.contains("summary.json"), "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("summary.json")).unwrap(), summary);
+    assert!(!out.join("seed-2").exists());
+    // --overwrite deletes the old run's files (only those) first.
+    let (ok, err) = run(&["--seed", "2", "--overwrite"]);
+    assert!(ok, "{err}");
+    assert!(!out.join("seed-1").exists(), "the old run's seed-1 survived --overwrite");
+    assert!(out.join("seed-2/model.safetensors").is_file());
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+}

@@ -1,4 +1,7 @@
 //! The fine-tuning crate's error type (data loading, metrics, models and runs share it).
+//!
+//! A variant that holds its cause as a `#[source]` does not repeat it in its message: callers
+//! print the chain (`electra` prints every cause once).
 
 use std::path::PathBuf;
 
@@ -13,8 +16,8 @@ pub enum Error {
     #[error(transparent)]
     Tokenizer(#[from] electra_tokenizer::Error),
 
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written (the OS error is the source).
+    #[error("{path}")]
     Io {
         /// The file concerned.
         path: PathBuf,
@@ -98,13 +101,20 @@ pub enum Error {
     UnknownTask(String),
 
     /// A JSON task file (SQuAD) is malformed.
-    #[error("{path}: invalid json: {source}")]
+    #[error("{path}: invalid json: {detail}")]
     Json {
         /// The file concerned.
         path: PathBuf,
-        /// The underlying error (it names the line and column).
-        #[source]
-        source: serde_json::Error,
+        /// What the JSON parser reports, with the line and column.
+        detail: String,
+    },
+
+    /// A run was cancelled (its [`Cancel`](electra_tokenizer::Cancel) flag set, e.g. on Ctrl-C)
+    /// before optimiser step `step` (0-based, so `step` steps were done).
+    #[error("interrupted after {step} steps")]
+    Interrupted {
+        /// Optimiser steps done.
+        step: usize,
     },
 }
 

@@ -19,12 +19,12 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation;
 use electra_model::hf::{self, TensorCollector, TensorMap};
+use electra_model::input::to_host_f32;
 use electra_model::layers::dropout;
 use electra_model::params::{Kind, ParamSink, ParamSource, RandomInit, build_linear, visit_linear};
 use electra_model::{ElectraConfig, ElectraModel};
 use serde::{Deserialize, Serialize};
 
-use crate::run::host;
 use crate::{Error, Result};
 
 /// The task a head solves.
@@ -287,8 +287,8 @@ impl<B: Backend> TaskModel<B> {
             )));
         }
         // burn layout: weight [in, out].
-        let w = host(self.output.weight.val());
-        let b = self.output.bias.as_ref().map(|b| host(b.val())).unwrap_or_else(|| vec![0.0; n]);
+        let w = to_host_f32(self.output.weight.val());
+        let b = self.output.bias.as_ref().map(|b| to_host_f32(b.val())).unwrap_or_else(|| vec![0.0; n]);
         let mut dense_w = vec![0.0f32; h * h];
         let mut dense_b = vec![0.0f32; h];
         let mut out_w = vec![0.0f32; h * n];

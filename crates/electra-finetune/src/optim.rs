@@ -126,3 +126,77 @@ where
     }
     model
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::{Autodiff, Flex};
+    use burn::nn::LinearConfig;
+    use burn::optim::GradientsParams;
+    use electra_model::layers::Pooler;
+
+    use super::*;
+    use crate::model::{HeadKind, HeadStyle};
+    use crate::run::Feature;
+    use crate::step::{batch, loss, loss_denominator};
+    use crate::testing::{features, kinds, tiny_model};
+
+    type AB = Autodiff<Flex>;
+
+    /// Every parameter of a module, and those `grads` holds a gradient for.
+    struct WithGrad<'a> {
+        grads: &'a GradientsParams,
+        all: Vec<ParamId>,
+        with_grad: Vec<ParamId>,
+    }
+
+    impl ModuleVisitor<AB> for WithGrad<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+            self.all.push(param.id);
+            if self.grads.get::<<AB as AutodiffBackend>::InnerBackend, D>(param.id).is_some() {
+                self.with_grad.push(param.id);
+            }
+        }
+    }
+
+    #[test]
+    fn every_parameter_with_a_gradient_is_in_exactly_one_depth_group() {
+        let device = Default::default();
+        for projection in [false, true] {
+            for pooler in [false, true] {
+                for kind in kinds() {
+                    for style in [HeadStyle::Linear, HeadStyle::Hf] {
+                        let mut m = tiny_model::<AB>(kind.clone(), style, projection);
+                        if pooler {
+                            m.electra.pooler = Some(Pooler { dense: LinearConfig::new(8, 8).init(&device) });
+                        }
+                        let case = format!("{kind:?}, {style:?}, projection {projection}, pooler {pooler}");
+                        assert_eq!(m.electra.encoder.embeddings_project.is_some(), projection, "{case}");
+                        let sequence = matches!(kind, HeadKind::Sequence { .. } | HeadKind::Regression);
+                        assert_eq!(m.dense.is_some(), sequence && style == HeadStyle::Hf, "{case}");
+                        let owned = features(&kind);
+                        let feats: Vec<&Feature> = owned.iter().collect();
+                        let den = loss_denominator(&m.kind, &feats);
+                        let l = loss(&m, batch::<AB>(&feats, &device), &feats, den).unwrap_or_else(|e| panic!("{case}: {e}"));
+                        let grads = GradientsParams::from_grads(l.backward(), &m);
+                        let mut seen = WithGrad { grads: &grads, all: Vec::new(), with_grad: Vec::new() };
+                        m.visit(&mut seen);
+                        assert!(seen.with_grad.len() > 10, "{case}: only {} gradients", seen.with_grad.len());
+                        let groups = depth_groups(&m, DepthRule::Reference);
+                        assert_eq!(groups.len(), m.electra.encoder.layers.len() + 2, "{case}");
+                        let count = |id: &ParamId| groups.iter().flat_map(|g| &g.1).filter(|&g| g == id).count();
+                        for id in &seen.with_grad {
+                            assert_eq!(count(id), 1, "{case}: parameter {id:?} with a gradient is in {} groups", count(id));
+                        }
+                        // Nothing orphaned (a parameter without a gradient today may get one
+                        // from another head) and nothing in two groups.
+                        for id in &seen.all {
+                            assert_eq!(count(id), 1, "{case}: parameter {id:?} is in {} groups", count(id));
+                        }
+                        let grouped: usize = groups.iter().map(|g| g.1.len()).sum();
+                        assert_eq!(grouped, seen.all.len(), "{case}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,28 +1,44 @@
-//! One fine-tuning run: epochs over shuffled, dynamically padded batches; Adam (eps 1e-6) with a
-//! linear schedule and 10% warm-up, layer-wise learning-rate decay and global-norm clipping;
-//! evaluation after every epoch; the best epoch's model kept on disk in HuggingFace layout.
+//! One fine-tuning run: epochs over shuffled, dynamically padded batches, each one
+//! [`train_step`] (Adam with eps 1e-6, a linear schedule with 10% warm-up, layer-wise
+//! learning-rate decay, global-norm clipping); evaluation after every epoch; the best epoch's
+//! model kept on disk in HuggingFace layout ([`is_better`]: a NaN score never wins).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::TensorData;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
+use electra_model::input::to_host_f32;
 use electra_model::parallel::map_chunks;
-use electra_train::chunks::backward_in_chunks;
-use electra_train::seed::derive_seed;
-use electra_train::optim::{ElectraAdam, clip_global_norm};
+use electra_tokenizer::Cancel;
+use electra_train::optim::ElectraAdam;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{HeadKind, TaskModel};
-use crate::optim::{DepthRule, step_layerwise};
+use crate::optim::DepthRule;
+use crate::step::{batch, train_step};
 use crate::{Error, Result};
+
+/// The shape of the fine-tuning learning-rate schedule (both rise linearly over the first
+/// `warmup_proportion` of the steps and reach 0 at the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// The reference's (and pre-training's): the warm-up ramp multiplies the linear decay,
+    /// `peak * min(1, step / warmup) * (1 - step / total)` with `warmup = warmup_proportion *
+    /// total` steps, so the two overlap, the rate never quite reaches the peak, and step 0 has
+    /// rate 0.
+    #[default]
+    Reference,
+    /// Warm-up, then decay: `peak * (step + 1) / warmup` for the first `warmup =
+    /// round(warmup_proportion * total)` steps, then linear from the peak to 0 over the rest
+    /// (this crate's schedule before it followed the reference).
+    WarmupThenDecay,
+}
 
 /// Hyper-parameters of a fine-tuning run (reference section 6 defaults for ELECTRA-Small).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,12 +54,20 @@ pub struct FinetuneConfig {
     pub eval_batch_size: usize,
     /// Fraction of the steps spent warming up linearly.
     pub warmup_proportion: f64,
+    /// How warm-up and linear decay combine: `reference` (default; the warm-up ramp multiplied
+    /// into the decay, as the reference code and pre-training do) or `warmup_then_decay` (the
+    /// peak is reached at the end of warm-up, then decays). See [`Schedule`].
+    pub schedule: Schedule,
     /// Layer-wise learning-rate decay (paper: 0.8; 0.9 for Large; 1 disables it).
     pub layer_decay: f64,
     /// Where the head sits in the decay's depth numbering.
     pub depth_rule: DepthRule,
     /// Decoupled weight decay on matrices (paper: 0; reference code: 0.01).
     pub weight_decay: f64,
+    /// Adam's beta1 (reference 0.9).
+    pub adam_beta1: f64,
+    /// Adam's beta2 (reference 0.999).
+    pub adam_beta2: f64,
     /// Adam epsilon.
     pub adam_epsilon: f64,
     /// Adam's bias correction (the reference's optimiser has none).
@@ -68,9 +92,12 @@ impl Default for FinetuneConfig {
             batch_size: 32,
             eval_batch_size: 64,
             warmup_proportion: 0.1,
+            schedule: Schedule::Reference,
             layer_decay: 0.8,
             depth_rule: DepthRule::Reference,
             weight_decay: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
             adam_epsilon: 1e-6,
             bias_correction: false,
             max_grad_norm: 1.0,
@@ -96,18 +123,36 @@ impl FinetuneConfig {
         if !(self.layer_decay > 0.0 && self.layer_decay <= 1.0) {
             return bad("layer_decay must be in (0, 1]");
         }
+        if !((0.0..1.0).contains(&self.adam_beta1) && (0.0..1.0).contains(&self.adam_beta2)) {
+            return bad("adam_beta1 and adam_beta2 must be in [0, 1)");
+        }
         Ok(())
     }
 
-    /// The learning rate at `step` of `total`: linear warm-up over the first
-    /// `warmup_proportion`, then linear decay to 0.
+    /// The learning rate at `step` (0-based) of `total`, by [`FinetuneConfig::schedule`].
     pub fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
-        let warmup = (self.warmup_proportion * total as f64).round() as usize;
-        if step < warmup {
-            return self.learning_rate * (step + 1) as f64 / warmup as f64;
+        match self.schedule {
+            Schedule::Reference => {
+                let warmup = self.warmup_proportion * total as f64;
+                let ramp = if warmup > 0.0 { (step as f64 / warmup).min(1.0) } else { 1.0 };
+                let decay = (1.0 - step as f64 / total.max(1) as f64).max(0.0);
+                self.learning_rate * ramp * decay
+            }
+            Schedule::WarmupThenDecay => {
+                let warmup = (self.warmup_proportion * total as f64).round() as usize;
+                if step < warmup {
+                    return self.learning_rate * (step + 1) as f64 / warmup as f64;
+                }
+                let rest = total.saturating_sub(warmup).max(1);
+                self.learning_rate * (1.0 - (step - warmup) as f64 / rest as f64).max(0.0)
+            }
         }
-        let rest = total.saturating_sub(warmup).max(1);
-        self.learning_rate * (1.0 - (step - warmup) as f64 / rest as f64).max(0.0)
+    }
+
+    /// The optimiser of a run: the reference Adam with this config's betas, epsilon, weight
+    /// decay and bias correction.
+    pub fn adam(&self) -> ElectraAdam {
+        ElectraAdam::new(self.adam_beta1, self.adam_beta2, self.adam_epsilon, self.weight_decay, self.bias_correction)
     }
 }
 
@@ -180,152 +225,21 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
-/// Reports progress of a run (the CLI draws a bar; libraries never print).
+/// Reports the events of a run (the CLI draws a bar; libraries never print). Every method
+/// defaults to nothing; stopping a run is [`Cancel`]'s job, not progress's.
 pub trait RunProgress {
-    /// Called after every optimiser step.
-    fn step(&self, _step: usize, _total: usize, _loss: f64) {}
-    /// Called after every evaluation.
-    fn epoch(&self, _record: &EpochRecord) {}
+    /// Once, before the first step: the run starts at `start_step` (0) of `total_steps`.
+    fn on_start(&self, _start_step: usize, _total_steps: usize) {}
+    /// After every optimiser step: `step` steps of `total` done, this step's loss.
+    fn on_step(&self, _step: usize, _total: usize, _loss: f64) {}
+    /// After every epoch's evaluation.
+    fn on_epoch(&self, _record: &EpochRecord) {}
 }
 
 /// No progress reporting.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Silent;
 impl RunProgress for Silent {}
-
-fn ints<B: Backend>(values: Vec<i64>, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2, Int> {
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-/// A padded batch on the device.
-struct Batch<B: Backend> {
-    ids: Tensor<B, 2, Int>,
-    types: Tensor<B, 2, Int>,
-    mask: Tensor<B, 2, Int>,
-    seq: usize,
-    lengths: Vec<usize>,
-}
-
-fn batch<B: Backend>(features: &[&Feature], device: &B::Device) -> Batch<B> {
-    let b = features.len();
-    let seq = features.iter().map(|f| f.input_ids.len()).max().unwrap_or(1).max(1);
-    let (mut ids, mut types, mut mask) = (vec![0i64; b * seq], vec![0i64; b * seq], vec![0i64; b * seq]);
-    for (r, f) in features.iter().enumerate() {
-        for (c, (&id, &ty)) in f.input_ids.iter().zip(&f.token_type_ids).enumerate() {
-            ids[r * seq + c] = i64::from(id);
-            types[r * seq + c] = i64::from(ty);
-            mask[r * seq + c] = 1;
-        }
-    }
-    Batch {
-        ids: ints(ids, [b, seq], device),
-        types: ints(types, [b, seq], device),
-        mask: ints(mask, [b, seq], device),
-        seq,
-        lengths: features.iter().map(|f| f.input_ids.len()).collect(),
-    }
-}
-
-/// Negative log-likelihood of `targets` (`None` = ignored) under `logits` `[n, classes]`, summed
-/// and divided by `counted` (the number of targets of the whole batch, of which these rows may
-/// be a chunk).
-fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: &[Option<usize>], counted: usize) -> Result<Tensor<B, 1>> {
-    let device = logits.device();
-    let [n, classes] = logits.dims();
-    if let Some(bad) = targets.iter().flatten().find(|&&t| t >= classes) {
-        return Err(Error::Invalid(format!("label index {bad} out of range for {classes} outputs")));
-    }
-    let idx: Vec<i64> = targets.iter().map(|t| t.unwrap_or(0) as i64).collect();
-    let weight: Vec<f32> = targets.iter().map(|t| if t.is_some() { 1.0 } else { 0.0 }).collect();
-    let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(idx, [n, 1]), &device);
-    let weight = Tensor::<B, 2>::from_data(TensorData::new(weight, [n, 1]), &device);
-    let picked = log_softmax(logits, 1).gather(1, idx);
-    Ok(picked.mul(weight).sum().neg().div_scalar(counted.max(1) as f32))
-}
-
-/// What [`loss`] divides by for the batch `features`: the number of labelled tokens for token
-/// tagging, of examples otherwise.
-fn loss_denominator(kind: &HeadKind, features: &[&Feature]) -> usize {
-    match kind {
-        HeadKind::Token { .. } => features
-            .iter()
-            .map(|f| match &f.target {
-                Some(Target::Tokens(labels)) => labels.iter().take(f.input_ids.len()).flatten().count(),
-                _ => 0,
-            })
-            .sum(),
-        _ => features.len(),
-    }
-}
-
-/// The training loss of `features` (a batch, or a chunk of one): per-example (per labelled token
-/// for tagging) losses summed and divided by `denominator`, [`loss_denominator`] of the whole
-/// batch, so that a batch's chunks add up to its mean.
-fn loss<B: Backend>(
-    model: &TaskModel<B>,
-    batch: Batch<B>,
-    features: &[&Feature],
-    denominator: usize,
-) -> Result<Tensor<B, 1>> {
-    let device = batch.ids.device();
-    let b = features.len();
-    let missing = || Error::Invalid("a training feature has no target".into());
-    match &model.kind {
-        HeadKind::Sequence { .. } => {
-            let logits = model.forward_sequence(batch.ids, batch.types, batch.mask);
-            let t = features
-                .iter()
-                .map(|f| match f.target {
-                    Some(Target::Class(c)) => Ok(Some(c)),
-                    _ => Err(missing()),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            cross_entropy(logits, &t, denominator)
-        }
-        HeadKind::Regression => {
-            let pred = model.forward_sequence(batch.ids, batch.types, batch.mask).reshape([b]);
-            let t = features
-                .iter()
-                .map(|f| match f.target {
-                    Some(Target::Value(v)) => Ok(v),
-                    _ => Err(missing()),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let t = Tensor::<B, 1>::from_data(TensorData::new(t, [b]), &device);
-            Ok(pred.sub(t).square().sum().div_scalar(denominator.max(1) as f64))
-        }
-        HeadKind::Token { .. } => {
-            let s = batch.seq;
-            let logits = model.forward_tokens(batch.ids, batch.types, batch.mask);
-            let n = logits.dims()[2];
-            let mut t = vec![None; b * s];
-            for (r, f) in features.iter().enumerate() {
-                let Some(Target::Tokens(labels)) = &f.target else { return Err(missing()) };
-                for (c, l) in labels.iter().enumerate().take(s) {
-                    t[r * s + c] = *l;
-                }
-            }
-            cross_entropy(logits.reshape([b * s, n]), &t, denominator)
-        }
-        HeadKind::Span => {
-            let s = batch.seq;
-            let mask = batch.mask.clone();
-            let logits = model.forward_tokens(batch.ids, batch.types, batch.mask);
-            // Padding can never be an answer: push its logits far down.
-            let bias = mask.float().neg().add_scalar(1.0).mul_scalar(-1.0e4);
-            let start = logits.clone().slice([0..b, 0..s, 0..1]).reshape([b, s]).add(bias.clone());
-            let end = logits.slice([0..b, 0..s, 1..2]).reshape([b, s]).add(bias);
-            let mut st = Vec::with_capacity(b);
-            let mut en = Vec::with_capacity(b);
-            for f in features {
-                let Some(Target::Span { start, end }) = f.target else { return Err(missing()) };
-                st.push(Some(start.min(s - 1)));
-                en.push(Some(end.min(s - 1)));
-            }
-            Ok(cross_entropy(start, &st, denominator)?.add(cross_entropy(end, &en, denominator)?).div_scalar(2.0))
-        }
-    }
-}
 
 /// Raw outputs for `features` (evaluation mode: no dropout), in order, in batches of
 /// `batch_size`; with `chunk > 0`, in batches of `chunk` examples (at most `batch_size`) run
@@ -336,18 +250,19 @@ pub fn predict<B: Backend>(model: &TaskModel<B>, features: &[Feature], batch_siz
     let run = |part: &[Feature]| -> Outputs {
         let refs: Vec<&Feature> = part.iter().collect();
         let b = batch::<B>(&refs, &device);
-        let (seq, lengths) = (b.seq, b.lengths.clone());
+        let seq = b.seq;
+        let lengths = refs.iter().map(|f| f.input_ids.len());
         match model.kind {
             HeadKind::Sequence { .. } | HeadKind::Regression => {
-                let logits = model.forward_sequence(b.ids, b.types, b.mask);
+                let logits = model.forward_sequence(b.input_ids, b.token_type_ids, b.attention_mask);
                 let n = logits.dims()[1];
-                host(logits).chunks(n).map(<[f32]>::to_vec).collect()
+                to_host_f32(logits).chunks(n).map(<[f32]>::to_vec).collect()
             }
             HeadKind::Token { .. } | HeadKind::Span => {
-                let logits = model.forward_tokens(b.ids, b.types, b.mask);
+                let logits = model.forward_tokens(b.input_ids, b.token_type_ids, b.attention_mask);
                 let n = logits.dims()[2];
-                let v = host(logits);
-                lengths.into_iter().enumerate().map(|(r, len)| v[r * seq * n..(r * seq + len) * n].to_vec()).collect()
+                let v = to_host_f32(logits);
+                lengths.enumerate().map(|(r, len)| v[r * seq * n..(r * seq + len) * n].to_vec()).collect()
             }
         }
     };
@@ -357,13 +272,40 @@ pub fn predict<B: Backend>(model: &TaskModel<B>, features: &[Feature], batch_siz
     features.chunks(rows).flat_map(run).collect()
 }
 
-/// A tensor's values on the host, as f32.
-pub(crate) fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+/// Whether an epoch whose main dev score is `score` replaces the best epoch so far, whose main
+/// score is `best` (`None` before the first epoch): the first epoch is always kept (so that a
+/// model is on disk), a NaN never replaces a number, and a number replaces a NaN or a lower
+/// number (ties keep the earlier epoch).
+pub fn is_better(score: f64, best: Option<f64>) -> bool {
+    match best {
+        None => true,
+        Some(b) => !score.is_nan() && (b.is_nan() || score > b),
+    }
+}
+
+/// The best epoch (1-based) of a run whose epochs' main dev scores are `scores`, as
+/// [`finetune`] picks it with [`is_better`]: the first highest non-NaN score; when every score
+/// is NaN, epoch 1. `None` only for no epochs.
+pub fn best_epoch(scores: &[f64]) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, &score) in scores.iter().enumerate() {
+        if is_better(score, best.map(|b| b.1)) {
+            best = Some((i + 1, score));
+        }
+    }
+    best.map(|b| b.0)
 }
 
 /// Fine-tunes `model` on `train`, scoring `dev` after every epoch with `score` (the first score
-/// picks the best epoch, whose model is written to `out_dir` in HuggingFace layout).
+/// picks the best epoch, [`is_better`], whose model is written to `out_dir` in HuggingFace
+/// layout). Each batch is one [`train_step`]. `cancel` is polled before every step: once set,
+/// the run stops with [`Error::Interrupted`] (`out_dir` keeps the best epoch evaluated so far,
+/// if any).
+///
+/// # Errors
+/// An invalid config, an empty split, a failed step ([`train_step`]), a scoring error, a model
+/// that cannot be written, or [`Error::Interrupted`].
+#[allow(clippy::too_many_arguments)] // the data, the scorer, the output and the two hooks are all the caller's
 pub fn finetune<B: AutodiffBackend>(
     model: TaskModel<B>,
     config: &FinetuneConfig,
@@ -372,6 +314,7 @@ pub fn finetune<B: AutodiffBackend>(
     score: &dyn Fn(&Outputs) -> Result<Scores>,
     out_dir: &Path,
     progress: &dyn RunProgress,
+    cancel: &Cancel,
 ) -> Result<RunResult> {
     config.validate()?;
     if train.is_empty() {
@@ -384,14 +327,7 @@ pub fn finetune<B: AutodiffBackend>(
     let device = model.output.weight.val().device();
     B::seed(&device, config.seed);
     let mut model = model;
-    let mut optim = ElectraAdam {
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: config.adam_epsilon as f32,
-        weight_decay: config.weight_decay as f32,
-        bias_correction: config.bias_correction,
-    }
-    .init::<B, TaskModel<B>>();
+    let mut optim = config.adam().init::<B, TaskModel<B>>();
     let steps_per_epoch = train.len().div_ceil(config.batch_size);
     let total = steps_per_epoch * config.epochs;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -399,40 +335,24 @@ pub fn finetune<B: AutodiffBackend>(
     let mut step = 0;
     let mut records = Vec::new();
     let mut best: Option<(usize, Scores)> = None;
-    let rows_per_chunk = config.chunk_size.unwrap_or(0);
+    let main_score = |scores: &Scores| scores.first().map_or(f64::NAN, |s| s.1);
+    progress.on_start(0, total);
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for chunk in order.chunks(config.batch_size) {
-            let feats: Vec<&Feature> = chunk.iter().map(|&i| &train[i]).collect();
-            let denominator = loss_denominator(&model.kind, &feats);
-            let (mut grads, value) = if rows_per_chunk > 0 && feats.len() > rows_per_chunk {
-                let mut acc = GradientsAccumulator::new();
-                let seed = derive_seed(config.seed, step as u64);
-                let parts = backward_in_chunks(&model, feats.len(), rows_per_chunk, seed, &mut acc, |replica, _, rows| {
-                    let part = &feats[rows];
-                    let l = loss(replica, batch::<B>(part, &device), part, denominator)?;
-                    let value = l.clone().into_scalar().elem::<f64>();
-                    Ok::<_, Error>((l, value))
-                })?;
-                (acc.grads(), parts.iter().sum::<f64>())
-            } else {
-                let l = loss(&model, batch::<B>(&feats, &device), &feats, denominator)?;
-                let value = l.clone().into_scalar().elem::<f64>();
-                (GradientsParams::from_grads(l.backward(), &model), value)
-            };
-            if !value.is_finite() {
-                return Err(Error::Invalid(format!("loss became {value} at step {step}; lower the learning rate")));
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted { step });
             }
-            clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
-            let lr = config.learning_rate_at(step, total);
-            model = step_layerwise(&mut optim, model, grads, lr, config.layer_decay, config.depth_rule);
+            let feats: Vec<&Feature> = chunk.iter().map(|&i| &train[i]).collect();
+            let (next, outcome) = train_step(model, &mut optim, config, &feats, step, total)?;
+            model = next;
             step += 1;
-            loss_sum += value;
-            progress.step(step, total, value);
+            loss_sum += outcome.loss;
+            progress.on_step(step, total, outcome.loss);
         }
         let eval_model = model.valid();
-        let outputs = predict(&eval_model, dev, config.eval_batch_size, rows_per_chunk);
+        let outputs = predict(&eval_model, dev, config.eval_batch_size, config.chunk_size.unwrap_or(0));
         let scores = score(&outputs)?;
         let record = EpochRecord {
             epoch,
@@ -442,19 +362,17 @@ pub fn finetune<B: AutodiffBackend>(
             elapsed_s: started.elapsed().as_secs_f64(),
         };
         tracing::info!(epoch, step, train_loss = record.train_loss, ?scores, "evaluated");
-        progress.epoch(&record);
+        progress.on_epoch(&record);
         records.push(record);
-        let main = scores.first().map(|s| s.1).unwrap_or(f64::NAN);
-        let improved = match &best {
-            None => true,
-            Some((_, b)) => main > b.first().map(|s| s.1).unwrap_or(f64::NEG_INFINITY),
-        };
-        if improved {
+        if is_better(main_score(&scores), best.as_ref().map(|b| main_score(&b.1))) {
             eval_model.save(out_dir)?;
             best = Some((epoch, scores));
         }
     }
     let (best_epoch, best) = best.unwrap_or_default();
+    if main_score(&best).is_nan() {
+        tracing::warn!(best_epoch, "every epoch's main dev score is NaN (or missing); kept the first epoch's model");
+    }
     Ok(RunResult {
         seed: config.seed,
         epochs: records,
@@ -467,65 +385,88 @@ pub fn finetune<B: AutodiffBackend>(
 
 #[cfg(test)]
 mod tests {
-    use burn::backend::Flex;
-    use electra_model::{ElectraConfig, ElectraModel};
+    use burn::backend::{Autodiff, Flex};
 
     use super::*;
     use crate::model::HeadStyle;
+    use crate::testing::{features, tiny_model, two};
 
-    type B = Flex;
-
-    fn model(kind: HeadKind) -> TaskModel<B> {
-        let mut c = ElectraConfig::small();
-        c.vocab_size = 50;
-        c.embedding_size = Some(8);
-        c.hidden_size = 8;
-        c.num_hidden_layers = 1;
-        c.num_attention_heads = 2;
-        c.intermediate_size = 16;
-        c.max_position_embeddings = 16;
-        let device = Default::default();
-        let encoder = ElectraModel::init(&c, 3, &device).unwrap_or_else(|e| panic!("{e}"));
-        TaskModel::new(encoder, kind, HeadStyle::Linear, 4, &device).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Five examples of different lengths (so chunks pad differently) with targets of `kind`.
-    fn features(kind: &HeadKind) -> Vec<Feature> {
-        (0..5)
-            .map(|r| {
-                let len = 4 + r;
-                let input_ids: Vec<u32> = (0..len).map(|j| ((r * 7 + j * 3) % 45 + 5) as u32).collect();
-                let target = match kind {
-                    HeadKind::Sequence { .. } => Target::Class(r % 2),
-                    HeadKind::Regression => Target::Value(r as f32 * 0.5 - 1.0),
-                    HeadKind::Token { .. } => {
-                        Target::Tokens((0..len).map(|j| (j % 3 != 0).then_some((r + j) % 2)).collect())
-                    }
-                    HeadKind::Span => Target::Span { start: 1, end: 1 + r % 3 },
-                };
-                Feature { token_type_ids: vec![0; len], input_ids, target: Some(target) }
-            })
-            .collect()
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
     }
 
     #[test]
-    fn chunk_losses_over_the_batch_denominator_add_up_to_the_batch_loss() -> Result<()> {
-        let two = || vec!["a".to_string(), "b".to_string()];
-        for kind in [HeadKind::Sequence { labels: two() }, HeadKind::Regression, HeadKind::Token { labels: two() }, HeadKind::Span] {
-            let m = model(kind.clone());
-            let owned = features(&kind);
-            let feats: Vec<&Feature> = owned.iter().collect();
-            let device = Default::default();
-            let den = loss_denominator(&m.kind, &feats);
-            let whole = loss(&m, batch::<B>(&feats, &device), &feats, den)?.into_scalar().elem::<f64>();
-            let mut parts = 0.0;
-            for rows in [0..2, 2..3, 3..5] {
-                let part = &feats[rows];
-                parts += loss(&m, batch::<B>(part, &device), part, den)?.into_scalar().elem::<f64>();
-            }
-            assert!(whole.is_finite() && whole > 0.0, "{kind:?}: {whole}");
-            assert!((whole - parts).abs() < 1e-5 * whole.max(1.0), "{kind:?}: whole {whole} vs chunks {parts}");
-        }
-        Ok(())
+    fn the_reference_schedule_multiplies_the_warmup_ramp_into_the_decay() {
+        // 100 steps, warm-up 10: peak * min(1, t / 10) * (1 - t / 100).
+        let c = FinetuneConfig { learning_rate: 1e-3, warmup_proportion: 0.1, ..Default::default() };
+        assert_eq!(c.schedule, Schedule::Reference, "the reference is the default");
+        assert_eq!(c.learning_rate_at(0, 100), 0.0);
+        assert!(close(c.learning_rate_at(5, 100), 1e-3 * 0.5 * 0.95));
+        assert!(close(c.learning_rate_at(10, 100), 1e-3 * 0.9));
+        assert!(close(c.learning_rate_at(55, 100), 1e-3 * 0.45));
+        assert!(close(c.learning_rate_at(99, 100), 1e-5));
+        // No warm-up: the decay alone.
+        let flat = FinetuneConfig { warmup_proportion: 0.0, ..c.clone() };
+        assert!(close(flat.learning_rate_at(0, 100), 1e-3));
+        assert!(close(flat.learning_rate_at(50, 100), 0.5e-3));
+        // A fractional warm-up (2.5 steps of 25), as the reference's float warm-up.
+        assert!(close(c.learning_rate_at(2, 25), 1e-3 * 0.8 * 0.92));
+    }
+
+    #[test]
+    fn warmup_then_decay_reaches_the_peak_then_decays() {
+        let c = FinetuneConfig {
+            learning_rate: 1e-3,
+            warmup_proportion: 0.1,
+            schedule: Schedule::WarmupThenDecay,
+            ..Default::default()
+        };
+        assert!(close(c.learning_rate_at(0, 100), 1e-4));
+        assert!(close(c.learning_rate_at(4, 100), 5e-4));
+        assert!(close(c.learning_rate_at(9, 100), 1e-3));
+        assert!(close(c.learning_rate_at(10, 100), 1e-3));
+        assert!(close(c.learning_rate_at(55, 100), 0.5e-3));
+        assert!(close(c.learning_rate_at(99, 100), 1e-3 / 90.0));
+    }
+
+    #[test]
+    fn schedule_and_betas_have_serde_defaults() {
+        let old: FinetuneConfig = serde_json::from_str(r#"{"learning_rate": 1e-4}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((old.schedule, old.adam_beta1, old.adam_beta2), (Schedule::Reference, 0.9, 0.999));
+        let named: FinetuneConfig =
+            serde_json::from_str(r#"{"schedule": "warmup_then_decay"}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(named.schedule, Schedule::WarmupThenDecay);
+        let adam = FinetuneConfig { adam_beta1: 0.8, adam_beta2: 0.99, ..Default::default() }.adam();
+        assert_eq!((adam.beta1, adam.beta2, adam.epsilon), (0.8, 0.99, 1e-6));
+        assert!(FinetuneConfig { adam_beta2: 1.0, ..Default::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn a_nan_dev_score_never_wins_the_best_epoch() {
+        assert_eq!(best_epoch(&[f64::NAN, 0.5]), Some(2));
+        assert_eq!(best_epoch(&[0.5, f64::NAN]), Some(1));
+        assert_eq!(best_epoch(&[0.5, f64::NAN, 0.7, 0.7, 0.6]), Some(3), "ties keep the earlier epoch");
+        // Every score NaN: the first epoch is kept (a model is on disk), and no panic.
+        assert_eq!(best_epoch(&[f64::NAN, f64::NAN]), Some(1));
+        assert_eq!(best_epoch(&[]), None);
+        assert!(is_better(f64::NAN, None));
+        assert!(!is_better(f64::NAN, Some(0.1)));
+        assert!(is_better(0.1, Some(f64::NAN)));
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_before_its_first_step() {
+        type AB = Autodiff<Flex>;
+        let kind = HeadKind::Sequence { labels: two() };
+        let m = tiny_model::<AB>(kind.clone(), HeadStyle::Linear, false);
+        let data = features(&kind);
+        let out = std::env::temp_dir().join(format!("electra-finetune-cancelled-{}", std::process::id()));
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let config = FinetuneConfig { batch_size: 2, ..Default::default() };
+        let score = |_: &Outputs| -> Result<Scores> { panic!("scored a run that was cancelled before any step") };
+        let result = finetune(m, &config, &data, &data, &score, &out, &Silent, &cancel);
+        assert!(matches!(result, Err(Error::Interrupted { step: 0 })), "{result:?}");
+        assert!(!out.exists(), "a cancelled run wrote {}", out.display());
     }
 }

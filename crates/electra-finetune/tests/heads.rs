@@ -12,8 +12,9 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use electra_finetune::optim::{DepthRule, lr_scale, step_layerwise};
 use electra_finetune::run::{Outputs, Scores, Silent};
-use electra_finetune::{Feature, FinetuneConfig, HeadKind, HeadStyle, Target, TaskModel, finetune, predict};
+use electra_finetune::{Feature, FinetuneConfig, HeadKind, HeadStyle, Schedule, Target, TaskModel, finetune, predict};
 use electra_model::{ElectraConfig, ElectraModel};
+use electra_tokenizer::Cancel;
 use electra_train::optim::ElectraAdam;
 use safetensors::SafeTensors;
 
@@ -222,7 +223,12 @@ fn layerwise_steps_move_each_group_by_its_learning_rate() {
 
 #[test]
 fn schedule_warms_up_then_decays_to_zero() {
-    let c = FinetuneConfig { learning_rate: 1e-3, warmup_proportion: 0.1, ..Default::default() };
+    let c = FinetuneConfig {
+        learning_rate: 1e-3,
+        warmup_proportion: 0.1,
+        schedule: Schedule::WarmupThenDecay,
+        ..Default::default()
+    };
     assert!((c.learning_rate_at(0, 100) - 1e-4).abs() < 1e-12);
     assert!((c.learning_rate_at(9, 100) - 1e-3).abs() < 1e-12);
     assert!((c.learning_rate_at(10, 100) - 1e-3).abs() < 1e-12);
@@ -279,7 +285,7 @@ fn finetuning_learns_a_toy_task_and_keeps_the_best_epoch() {
     let cfg = FinetuneConfig { learning_rate: 2e-3, epochs: 4, batch_size: 16, layer_decay: 0.9, bias_correction: true, ..Default::default() };
     let out = tempdir("toy-run");
     let score = |o: &Outputs| Ok(accuracy(o, &dev));
-    let result = finetune(m, &cfg, &train, &dev, &score, &out, &Silent).unwrap();
+    let result = finetune(m, &cfg, &train, &dev, &score, &out, &Silent, &Cancel::new()).unwrap();
     assert_eq!(result.epochs.len(), 4);
     let best = result.best[0].1;
     assert!(best >= 0.85, "best dev accuracy {best}: {:?}", result.epochs);

@@ -126,9 +126,9 @@ fn locate(context: &str, answer: &str, char_start: usize) -> (Option<(usize, usi
 /// question id, or no question at all.
 pub fn read_squad(path: &Path) -> Result<Vec<SquadExample>> {
     let bytes = read_bytes(path)?;
-    let file: FileJson = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+    let file: FileJson = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
         path: path.to_path_buf(),
-        source,
+        detail: e.to_string(),
     })?;
     let mut examples = Vec::new();
     let mut ids = HashSet::new();
