@@ -108,11 +108,11 @@ mod tests {
         let device = Default::default();
         let rows: [(&[u32], &[u32]); 2] = [(&[2, 5, 3], &[0, 1, 1]), (&[2, 3], &[0, 0])];
         let x = InputBatch::<Flex>::pad(&rows, 9, &device);
+        assert!(x.has_padding());
         let ints = |t: Tensor<Flex, 2, Int>| t.into_data().iter::<i64>().collect::<Vec<_>>();
         assert_eq!(ints(x.input_ids), vec![2, 5, 3, 2, 3, 9]);
         assert_eq!(ints(x.token_type_ids), vec![0, 1, 1, 0, 0, 0]);
         assert_eq!(ints(x.attention_mask), vec![1, 1, 1, 1, 1, 0]);
-        assert!(x.has_padding());
         assert!((sigmoid(0.0) - 0.5).abs() < 1e-7 && sigmoid(20.0) > 0.999_999);
     }
 }
