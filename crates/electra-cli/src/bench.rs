@@ -206,7 +206,7 @@ fn sync(device: &<Inner as burn::tensor::backend::BackendTypes>::Device) -> Resu
 }
 
 /// The seed of the synthetic inputs; each stream is `derive_seed(SYNTHETIC_SEED, stream)`.
-const SYNTHETIC_SEED: u64 = 0xE1EC_7A;
+const SYNTHETIC_SEED: u64 = 0x00E1_EC7A;
 
 /// A deterministic stream of pseudo-random numbers for synthetic inputs (the workspace's one
 /// seed derivation, [`derive_seed`]).
