@@ -256,6 +256,31 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         null_threshold: args.null_threshold,
     };
     let task = electra_finetune::task::prepare(&tok, load(args)?, &options)?;
+    // Every setting is checked before `--overwrite` deletes anything.
+    let base = FinetuneConfig {
+        learning_rate: args.lr,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        warmup_proportion: args.warmup,
+        schedule: match args.schedule {
+            ScheduleArg::Reference => Schedule::Reference,
+            ScheduleArg::WarmupThenDecay => Schedule::WarmupThenDecay,
+        },
+        layer_decay: args.layer_decay,
+        depth_rule: match args.depth_rule {
+            Depth::Reference => DepthRule::Reference,
+            Depth::Contiguous => DepthRule::Contiguous,
+        },
+        weight_decay: args.weight_decay,
+        bias_correction: args.bias_correction,
+        seed: args.seed,
+        chunk_size: Some(backend::DEFAULT_CHUNK),
+        ..FinetuneConfig::default()
+    };
+    base.validate()?;
+    if let Some(p) = args.dropout.filter(|p| !(0.0..1.0).contains(p)) {
+        bail!("--dropout must be in [0, 1), got {p}");
+    }
     claim_out(args)?;
     // Ctrl-C: stop before the next step (the best epoch so far stays in its seed-N/).
     let cancel = Cancel::new();
@@ -280,35 +305,13 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     let mut results: Vec<(RunResult, Option<Scores>)> = Vec::new();
     for k in 0..args.seeds.max(1) {
         let seed = args.seed + k as u64;
-        let config = FinetuneConfig {
-            learning_rate: args.lr,
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            warmup_proportion: args.warmup,
-            schedule: match args.schedule {
-                ScheduleArg::Reference => Schedule::Reference,
-                ScheduleArg::WarmupThenDecay => Schedule::WarmupThenDecay,
-            },
-            layer_decay: args.layer_decay,
-            depth_rule: match args.depth_rule {
-                Depth::Reference => DepthRule::Reference,
-                Depth::Contiguous => DepthRule::Contiguous,
-            },
-            weight_decay: args.weight_decay,
-            bias_correction: args.bias_correction,
-            seed,
-            chunk_size: Some(backend::DEFAULT_CHUNK),
-            ..FinetuneConfig::default()
-        };
+        let config = FinetuneConfig { seed, ..base.clone() };
         let encoder = match args.init {
             Init::Pretrained => hf::load_encoder::<AutodiffBackend>(&args.model, &device)?,
             Init::Random => ElectraModel::<AutodiffBackend>::init(&encoder_config, seed, &device)?,
         };
         let mut model = TaskModel::new(encoder, task.head.clone(), style, seed, &device)?;
         if let Some(p) = args.dropout {
-            if !(0.0..1.0).contains(&p) {
-                bail!("--dropout must be in [0, 1), got {p}");
-            }
             model = model.with_dropout(p);
         }
         let out = args.out.join(format!("seed-{seed}"));
