@@ -20,4 +20,4 @@ mod sampling;
 pub use error::{Error, Result};
 pub use masking::{MaskedBatch, Masker, MaskingConfig, Scheme, SpecialIds};
 pub use replace::replace_tokens;
-pub use sampling::{ids_from_tensor, sample_tokens, sample_tokens_host};
+pub use sampling::{ids_from_tensor, sample_tokens, sample_tokens_host, sample_tokens_host_by};

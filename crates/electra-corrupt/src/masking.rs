@@ -279,6 +279,38 @@ impl Masker {
         seq: usize,
         rng: &mut R,
     ) -> Result<MaskedBatch> {
+        self.mask_by_row(input_ids, attention_mask, batch, seq, &mut One(rng))
+    }
+
+    /// [`Masker::mask`] with one random stream per row: row `r` draws only from `rngs[r]`, so a
+    /// row's masking does not depend on which other rows share its batch (data-parallel ranks
+    /// and batch chunks see the same masks as one whole batch).
+    ///
+    /// # Errors
+    /// As [`Masker::mask`], and [`Error::LengthMismatch`] when `rngs` does not have `batch`
+    /// streams.
+    pub fn mask_rows<R: Rng>(
+        &self,
+        input_ids: &[u32],
+        attention_mask: &[u32],
+        batch: usize,
+        seq: usize,
+        rngs: &mut [R],
+    ) -> Result<MaskedBatch> {
+        if rngs.len() != batch {
+            return Err(Error::LengthMismatch { name: "rngs", got: rngs.len(), expected: batch });
+        }
+        self.mask_by_row(input_ids, attention_mask, batch, seq, &mut Many(rngs))
+    }
+
+    fn mask_by_row<S: RowStreams>(
+        &self,
+        input_ids: &[u32],
+        attention_mask: &[u32],
+        batch: usize,
+        seq: usize,
+        streams: &mut S,
+    ) -> Result<MaskedBatch> {
         self.check_inputs(input_ids, attention_mask, batch, seq)?;
 
         let mut corrupted = input_ids.to_vec();
@@ -286,6 +318,7 @@ impl Masker {
         let mut targets = Vec::new();
         let mut chosen = Vec::new();
         for row in 0..batch {
+            let rng = streams.row(row);
             let start = row * seq;
             let ids = &input_ids[start..start + seq];
             let mask = &attention_mask[start..start + seq];
@@ -459,3 +492,29 @@ fn word_units(ids: &[u32], candidates: &[usize], is_continuation: &[bool]) -> Ve
 
 #[cfg(test)]
 mod tests;
+
+/// The random stream(s) [`Masker`] draws a batch's rows from.
+trait RowStreams {
+    type R: Rng + ?Sized;
+    fn row(&mut self, row: usize) -> &mut Self::R;
+}
+
+/// One stream for every row.
+struct One<'a, R: Rng + ?Sized>(&'a mut R);
+
+impl<R: Rng + ?Sized> RowStreams for One<'_, R> {
+    type R = R;
+    fn row(&mut self, _row: usize) -> &mut R {
+        self.0
+    }
+}
+
+/// A stream per row.
+struct Many<'a, R: Rng>(&'a mut [R]);
+
+impl<R: Rng> RowStreams for Many<'_, R> {
+    type R = R;
+    fn row(&mut self, row: usize) -> &mut R {
+        &mut self.0[row]
+    }
+}

@@ -80,6 +80,21 @@ pub fn sample_tokens_host(
     temperature: f64,
     rng: &mut impl rand::Rng,
 ) -> Result<Vec<u32>> {
+    sample_tokens_host_by(logits, vocab, temperature, |_| rng.random::<f64>())
+}
+
+/// [`sample_tokens_host`] with the uniform draw of row `i` taken from `uniform(i)` (a value in
+/// `[0, 1)`): e.g. each masked position from its example's own stream, so that the samples do
+/// not depend on how the examples are grouped into batches.
+///
+/// # Errors
+/// As [`sample_tokens_host`].
+pub fn sample_tokens_host_by(
+    logits: &[f32],
+    vocab: usize,
+    temperature: f64,
+    mut uniform: impl FnMut(usize) -> f64,
+) -> Result<Vec<u32>> {
     if !(temperature.is_finite() && temperature > 0.0) {
         return Err(Error::InvalidTemperature(temperature));
     }
@@ -103,7 +118,7 @@ pub fn sample_tokens_host(
             total += f64::from(*w);
         }
         // The largest logit contributes exp(0) = 1, so total >= 1.
-        let target = rng.random::<f64>() * total;
+        let target = uniform(row) * total;
         let mut acc = 0.0f64;
         // Falls back to the last id with non-zero weight if rounding leaves `target` uncovered.
         let mut pick = weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);

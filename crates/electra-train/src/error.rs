@@ -60,6 +60,9 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// Data-parallel training failed: a rank or the coordinator was lost, refused or timed out.
+    #[error("data-parallel training: {0}")]
+    Collective(String),
     /// The run was asked to stop (Ctrl-C); a checkpoint was written.
     #[error("interrupted at step {0}; resume with --resume")]
     Interrupted(u64),

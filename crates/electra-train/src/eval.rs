@@ -6,14 +6,12 @@ use burn::prelude::*;
 use electra_corrupt::Masker;
 use electra_model::ElectraPreTraining;
 use electra_tokenizer::ShardReader;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::Result;
 use crate::config::PretrainConfig;
 use crate::data::Batches;
 use crate::metrics::{EvalMetrics, auc};
-use crate::step::{Totals, forward, ratio};
+use crate::step::{Totals, example_seeds, forward, ratio};
 
 /// Training tokens counted for [`EvalMetrics::rarity_auc`]'s unigram frequencies.
 pub(crate) const RARITY_SAMPLE_TOKENS: usize = 4_000_000;
@@ -58,7 +56,6 @@ pub fn evaluate<B: Backend>(
 ) -> Result<EvalMetrics> {
     let device = model.embeddings.word_table().device();
     B::seed(&device, config.seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut batches = Batches::in_order(valid, pad);
     let micro = (config.batch_size / config.grad_accumulation).max(1);
     let n_batches = config.eval_batches.max(1).min(valid.len().div_ceil(micro));
@@ -69,7 +66,9 @@ pub fn evaluate<B: Backend>(
     for k in 0..n_batches {
         let size = micro.min(valid.len() - (k * micro).min(valid.len())).max(1);
         let batch = batches.batch((k * micro) as u64, size)?;
-        let f = forward(model, &batch, masker, config.objective, config.temperature, &mut rng, true)?;
+        // Example i of the validation split always gets the same masks, at every evaluation.
+        let seeds = example_seeds(config.seed, (k * micro) as u64, batch.batch);
+        let f = forward(model, &batch, masker, config.objective, config.temperature, &seeds, true)?;
         let (mlm_v, disc_v) = f.loss_values();
         for &t in &f.targets {
             *counts.entry(t).or_default() += 1;

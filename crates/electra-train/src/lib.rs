@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod chunks;
 pub mod config;
 pub mod data;
+pub mod dist;
 mod error;
 pub mod eval;
 pub mod loss;
@@ -24,7 +25,7 @@ pub use error::{Error, Result};
 pub use metrics::{EvalMetrics, StepMetrics};
 pub use electra_tokenizer::Cancel;
 pub use run_dir::OutMode;
-pub use step::{StepOutcome, masker, train_step};
+pub use step::{StepOutcome, masker, train_step, train_step_dist};
 pub use trainer::{NoProgress, Progress, RunPaths, Summary, pretrain};
 
 pub(crate) fn hf_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {

@@ -13,11 +13,11 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_corrupt::{
     MaskedBatch, Masker, MaskingConfig, Scheme, SpecialIds, ids_from_tensor, replace_tokens, sample_tokens,
-    sample_tokens_host,
+    sample_tokens_host_by,
 };
 use electra_model::ElectraPreTraining;
 use electra_model::input::{float_tensor, int_tensor, sigmoid, to_host_f32};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::chunks::backward_in_chunks;
@@ -26,6 +26,7 @@ use crate::data::HostBatch;
 use crate::loss::{disc_loss_over, mlm_loss_over};
 use crate::metrics::StepMetrics;
 use crate::optim::clip_global_norm;
+use crate::dist::{Local, Reduce};
 use crate::seed::derive_seed;
 use crate::{Error, Result};
 
@@ -66,24 +67,42 @@ impl<B: Backend> Forward<B> {
     }
 }
 
-/// One forward pass: masking, generator, sampling (Gumbel-max on the device), discriminator,
-/// losses (means over the micro-batch).
+/// The random streams of one example: its masking and its generator samples.
+const MASK_STREAM: u64 = 0;
+const SAMPLE_STREAM: u64 = 1;
+
+/// The seeds of `rows` consecutive examples whose first is example `first` of the step (or of
+/// the evaluation) seeded by `seed`: every random draw of an example comes from its own seed, so
+/// it does not depend on which batch, chunk or rank the example lands in.
+pub(crate) fn example_seeds(seed: u64, first: u64, rows: usize) -> Vec<u64> {
+    (0..rows as u64).map(|r| derive_seed(seed, first + r)).collect()
+}
+
+/// Masks `batch`, each row from its example's own masking stream.
+pub(crate) fn mask_examples(masker: &Masker, batch: &HostBatch, seeds: &[u64]) -> Result<MaskedBatch> {
+    let mut rngs: Vec<ChaCha8Rng> =
+        seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(derive_seed(s, MASK_STREAM))).collect();
+    Ok(masker.mask_rows(&batch.input_ids, &batch.attention_mask, batch.batch, batch.seq, &mut rngs)?)
+}
+
+/// One forward pass: masking (each example from its seed in `seeds`), generator, sampling
+/// (Gumbel-max on the device), discriminator, losses (means over the micro-batch).
 pub(crate) fn forward<B: Backend>(
     model: &ElectraPreTraining<B>,
     batch: &HostBatch,
     masker: &Masker,
     objective: Objective,
     temperature: f64,
-    rng: &mut ChaCha8Rng,
+    seeds: &[u64],
     collect: bool,
 ) -> Result<Forward<B>> {
-    let masked = masker.mask(&batch.input_ids, &batch.attention_mask, batch.batch, batch.seq, rng)?;
+    let masked = mask_examples(masker, batch, seeds)?;
     let run = Run { objective, temperature, collect };
     forward_masked(model, batch, &masked, Norms::of(batch, &masked), run, Sampling::Device)
 }
 
-/// The denominators of the two losses: the whole micro-batch's counts, so that the losses of its
-/// chunks add up to the micro-batch's means.
+/// The denominators of the two losses: the whole micro-batch's counts (over every rank), so
+/// that the losses of its chunks (and ranks) add up to the micro-batch's means.
 #[derive(Debug, Clone, Copy)]
 struct Norms {
     predictions: usize,
@@ -112,8 +131,9 @@ struct Run {
 enum Sampling<'a> {
     /// Gumbel-max on the device, from the backend's generator.
     Device,
-    /// Inverse transform on the host, from this stream (a batch chunk's own).
-    Host(&'a mut ChaCha8Rng),
+    /// Inverse transform on the host, each masked position from its example's sampling stream
+    /// (the examples' seeds, one per row of the batch).
+    Host(&'a [u64]),
 }
 
 /// Generator, sampling, discriminator and losses on an already masked batch; the losses are sums
@@ -140,7 +160,6 @@ fn forward_masked<B: Backend>(
         scored_ids: Vec::new(),
         targets: if run.collect { masked.targets.clone() } else { Vec::new() },
     };
-    let whole_batch = matches!(sampling, Sampling::Device);
     let mut samples = Vec::new();
     if n > 0 {
         let hidden = model.generator_hidden(int_tensor(&masked.input_ids, [b, s], &device), types.clone(), mask.clone());
@@ -156,20 +175,24 @@ fn forward_masked<B: Backend>(
                 }
                 predicted
             }
-            Sampling::Host(rng) => {
+            Sampling::Host(seeds) => {
                 let host = to_host_f32(logits.detach());
                 let vocab = host.len() / n;
                 if run.objective == Objective::Electra {
-                    samples = sample_tokens_host(&host, vocab, run.temperature, rng)?;
+                    let mut rngs: Vec<ChaCha8Rng> =
+                        seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(derive_seed(s, SAMPLE_STREAM))).collect();
+                    let rows: Vec<usize> = masked.positions.iter().map(|&p| p as usize / s).collect();
+                    samples = sample_tokens_host_by(&host, vocab, run.temperature, |i| rngs[rows[i]].random::<f64>())?;
                 }
                 host.chunks_exact(vocab.max(1)).map(argmax_host).collect()
             }
         };
         out.counts.gen_correct = predicted.iter().zip(&masked.targets).filter(|(p, t)| p == t).count();
     }
-    // A whole batch without a masked position trains the generator only (nothing to detect); a
-    // chunk without one still runs the discriminator, whose loss is part of its batch's.
-    if run.objective == Objective::Mlm || (n == 0 && whole_batch) {
+    // A micro-batch without a masked position (on any rank) trains the generator only (nothing
+    // to detect); a chunk or rank's part without one still runs the discriminator, whose loss is
+    // part of its micro-batch's.
+    if run.objective == Objective::Mlm || norms.predictions == 0 {
         return Ok(out);
     }
     let (disc_ids, labels) = replace_tokens(&batch.input_ids, &masked.positions, &samples)?;
@@ -227,29 +250,28 @@ fn chunk_of(batch: &HostBatch, masked: &MaskedBatch, rows: std::ops::Range<usize
     (part, m)
 }
 
-/// One micro-batch in chunks of `config.chunk_size` rows ([`backward_in_chunks`]): masks the
-/// whole micro-batch (host, `rng`), then each chunk runs forward and backward with its own
-/// dropout and sampling streams (seeded by `micro_seed` and the chunk's index), its losses
-/// divided by the whole micro-batch's counts. Returns the micro-batch's loss values.
+/// One (already masked) micro-batch in chunks of `config.chunk_size` rows
+/// ([`backward_in_chunks`]): each chunk runs forward and backward with its own dropout stream
+/// (seeded by `micro_seed` and the chunk's index) and its examples' sampling streams, its
+/// losses divided by the whole micro-batch's counts `norms`. Returns the loss values.
+#[allow(clippy::too_many_arguments)]
 fn chunked_micro_batch<B: AutodiffBackend>(
     model: &ElectraPreTraining<B>,
     batch: &HostBatch,
-    masker: &Masker,
+    masked: &MaskedBatch,
+    norms: Norms,
+    seeds: &[u64],
     config: &PretrainConfig,
     micro_seed: u64,
-    rng: &mut ChaCha8Rng,
     accumulator: &mut GradientsAccumulator<ElectraPreTraining<B>>,
     totals: &mut Totals,
 ) -> Result<(f32, f32)> {
-    let masked = masker.mask(&batch.input_ids, &batch.attention_mask, batch.batch, batch.seq, rng)?;
-    let norms = Norms::of(batch, &masked);
     let run = Run { objective: config.objective, temperature: config.temperature, collect: false };
-    let sampler_seed = derive_seed(micro_seed, u64::MAX);
     let chunk = config.chunk_size.unwrap_or(0);
-    let parts = backward_in_chunks(model, batch.batch, chunk, micro_seed, accumulator, |replica, c, rows| {
-        let (part, part_masked) = chunk_of(batch, &masked, rows);
-        let mut sampler = ChaCha8Rng::seed_from_u64(derive_seed(sampler_seed, c as u64));
-        let f = forward_masked(replica, &part, &part_masked, norms, run, Sampling::Host(&mut sampler))?;
+    let parts = backward_in_chunks(model, batch.batch, chunk, micro_seed, accumulator, |replica, _, rows| {
+        let part_seeds = &seeds[rows.clone()];
+        let (part, part_masked) = chunk_of(batch, masked, rows);
+        let f = forward_masked(replica, &part, &part_masked, norms, run, Sampling::Host(part_seeds))?;
         Ok::<_, Error>((f.training_loss(config), (f.loss_values(), f.counts)))
     })?;
     let (mut mlm, mut disc) = (0.0f32, 0.0f32);
@@ -308,34 +330,74 @@ impl StepOutcome {
     }
 }
 
-/// One optimiser step of [`crate::pretrain`], exactly as the loop runs it: seeds every random draw from
-/// `(config.seed, step)`; for each of the `config.grad_accumulation` micro-batches
-/// (`micro_batch(k)`, `k = 0..grad_accumulation`) masks, runs the generator, sampling and
-/// discriminator, checks that the losses are finite, backpropagates
-/// `(mlm + disc_weight x disc) / grad_accumulation` and accumulates; then clips the global
-/// gradient norm and applies the optimiser at `config.learning_rate_at(step)`. Public so that
-/// benchmarks time the real step.
+/// One optimiser step of [`crate::pretrain`], exactly as the loop runs it, in one process:
+/// [`train_step_dist`] with [`Local`].
+///
+/// # Errors
+/// As [`train_step_dist`].
 pub fn train_step<B: AutodiffBackend>(
     model: ElectraPreTraining<B>,
     optim: &mut crate::optim::Optim<ElectraPreTraining<B>, B>,
     config: &PretrainConfig,
     masker: &Masker,
     step: u64,
+    micro_batch: impl FnMut(usize) -> Result<HostBatch>,
+) -> Result<(ElectraPreTraining<B>, StepOutcome)> {
+    train_step_dist(model, optim, config, masker, step, &Local, micro_batch)
+}
+
+/// One optimiser step on this rank's share of the global batch: seeds every random draw from
+/// `(config.seed, step, example)`; for each of the `config.grad_accumulation` micro-batches
+/// (`micro_batch(k)` returns this rank's rows of global micro-batch `k`,
+/// [`Reduce::rows`]) masks each example from its own stream, sums the loss denominators over
+/// the ranks, runs the generator, sampling and discriminator, backpropagates
+/// `(mlm + disc_weight x disc) / grad_accumulation` and accumulates; then sums the gradients,
+/// losses and counts over the ranks, checks that the losses are finite, clips the global
+/// gradient norm and applies the optimiser at `config.learning_rate_at(step)` (identically on
+/// every rank). Public so that benchmarks time the real step.
+///
+/// # Errors
+/// Data, masking, [`Error::NonFinite`], or the collective ([`Error::Collective`]).
+pub fn train_step_dist<B: AutodiffBackend>(
+    model: ElectraPreTraining<B>,
+    optim: &mut crate::optim::Optim<ElectraPreTraining<B>, B>,
+    config: &PretrainConfig,
+    masker: &Masker,
+    step: u64,
+    dist: &dyn Reduce,
     mut micro_batch: impl FnMut(usize) -> Result<HostBatch>,
 ) -> Result<(ElectraPreTraining<B>, StepOutcome)> {
     let device = model.embeddings.word_table().device();
     let seed = step_seed(config.seed, step);
-    B::seed(&device, seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // The backend's generator (dropout and sampling without chunks): one stream per rank.
+    B::seed(&device, if dist.world() == 1 { seed } else { derive_seed(seed, u64::MAX - dist.rank() as u64) });
+    let micro = config.batch_size / config.grad_accumulation;
+    let rows = dist.rows(micro);
     let mut accumulator = GradientsAccumulator::<ElectraPreTraining<B>>::new();
     let mut totals = Totals::default();
     for k in 0..config.grad_accumulation {
         let batch = micro_batch(k)?;
+        if batch.batch != rows.len() {
+            return Err(Error::Config(format!(
+                "micro-batch {k} has {} rows, this rank's share is {}",
+                batch.batch,
+                rows.len()
+            )));
+        }
+        let seeds = example_seeds(seed, (k * micro + rows.start) as u64, batch.batch);
+        let masked = mask_examples(masker, &batch, &seeds)?;
+        let mut norms = Norms::of(&batch, &masked);
+        if dist.world() > 1 {
+            let mut both = [norms.predictions as f64, norms.real_tokens as f64];
+            dist.sum_f64(&mut both)?;
+            norms = Norms { predictions: both[0] as usize, real_tokens: both[1] as usize };
+        }
         let (mlm_v, disc_v) = if config.chunk_size.is_some_and(|c| c > 0) {
             let micro_seed = derive_seed(seed, k as u64);
-            chunked_micro_batch(&model, &batch, masker, config, micro_seed, &mut rng, &mut accumulator, &mut totals)?
+            chunked_micro_batch(&model, &batch, &masked, norms, &seeds, config, micro_seed, &mut accumulator, &mut totals)?
         } else {
-            let f = forward(&model, &batch, masker, config.objective, config.temperature, &mut rng, false)?;
+            let run = Run { objective: config.objective, temperature: config.temperature, collect: false };
+            let f = forward_masked(&model, &batch, &masked, norms, run, Sampling::Device)?;
             let values = f.loss_values();
             if values.0.is_finite() && values.1.is_finite() {
                 accumulator.accumulate(&model, GradientsParams::from_grads(f.training_loss(config).backward(), &model));
@@ -343,12 +405,17 @@ pub fn train_step<B: AutodiffBackend>(
             totals.counts.add(&f.counts);
             values
         };
-        if !mlm_v.is_finite() || !disc_v.is_finite() {
-            return Err(Error::NonFinite { step, mlm: mlm_v, disc: disc_v });
-        }
         totals.add_part(mlm_v, disc_v, &batch);
     }
     let mut grads = accumulator.grads();
+    if dist.world() > 1 {
+        crate::dist::sum_gradients(&model, &mut grads, dist)?;
+        totals.sum_over(dist)?;
+    }
+    let (mlm, disc) = totals.mean_losses();
+    if !mlm.is_finite() || !disc.is_finite() {
+        return Err(Error::NonFinite { step, mlm: mlm as f32, disc: disc as f32 });
+    }
     let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
     let lr = config.learning_rate_at(step);
     let model = optim.step(lr, model, grads);
@@ -406,6 +473,29 @@ impl Totals {
         self.tokens += batch.batch * batch.seq;
         self.examples += batch.batch;
         self.parts += 1;
+    }
+
+    /// Sums the losses and counts over the ranks (each rank's losses are its share of the
+    /// micro-batches' means); the number of micro-batches is the same on every rank.
+    pub fn sum_over(&mut self, dist: &dyn Reduce) -> Result<()> {
+        let c = &mut self.counts;
+        let mut v = [
+            self.mlm,
+            self.disc,
+            c.predictions as f64,
+            c.gen_correct as f64,
+            c.real as f64,
+            c.replaced as f64,
+            c.disc_correct as f64,
+            self.tokens as f64,
+            self.examples as f64,
+        ];
+        dist.sum_f64(&mut v)?;
+        let n = |x: f64| x as usize;
+        (self.mlm, self.disc) = (v[0], v[1]);
+        (c.predictions, c.gen_correct, c.real, c.replaced, c.disc_correct) = (n(v[2]), n(v[3]), n(v[4]), n(v[5]), n(v[6]));
+        (self.tokens, self.examples) = (n(v[7]), n(v[8]));
+        Ok(())
     }
 
     /// The mean MLM and discriminator losses over the micro-batches.
@@ -479,8 +569,8 @@ mod tests {
         };
         let (mut first, mut last) = ((0.0, 0.0), (0.0, 0.0));
         for step in 0..80u64 {
-            let mut rng = ChaCha8Rng::seed_from_u64(step);
-            let f = forward(&m, &batch, &masker, Objective::Electra, 100.0, &mut rng, false).unwrap();
+            let seeds = example_seeds(step, 0, batch.batch);
+            let f = forward(&m, &batch, &masker, Objective::Electra, 100.0, &seeds, false).unwrap();
             let disc = f.disc.clone().unwrap();
             let values = f.loss_values();
             if step == 0 {

@@ -584,3 +584,29 @@ fn bad_batch_is_an_error() -> Result<()> {
     );
     Ok(())
 }
+
+/// With a stream per row, a row's masking is the same whether it is masked in the whole batch
+/// or in any part of it (data-parallel ranks and batch chunks rely on this).
+#[test]
+fn per_row_streams_make_a_rows_masking_independent_of_its_batch() -> Result<()> {
+    let masker = Masker::new(MaskingConfig::default(), special(), None)?;
+    let seq = 40;
+    let lengths = [40, 17, 33, 8, 25];
+    let (ids, mask) = make_batch(&lengths, seq, &mut ChaCha8Rng::seed_from_u64(3));
+    let streams = |rows: std::ops::Range<usize>| -> Vec<ChaCha8Rng> {
+        rows.map(|r| ChaCha8Rng::seed_from_u64(100 + r as u64)).collect()
+    };
+    let whole = masker.mask_rows(&ids, &mask, 5, seq, &mut streams(0..5))?;
+    let mut parts = Vec::new();
+    for rows in [0..2, 2..3, 3..5] {
+        let (lo, hi) = (rows.start * seq, rows.end * seq);
+        let part = masker.mask_rows(&ids[lo..hi], &mask[lo..hi], rows.len(), seq, &mut streams(rows.clone()))?;
+        parts.extend(part.positions.iter().map(|&p| p + lo as u32).zip(part.targets));
+        assert_eq!(&part.input_ids[..], &whole.input_ids[lo..hi]);
+    }
+    let whole_pairs: Vec<(u32, u32)> = whole.positions.iter().copied().zip(whole.targets.iter().copied()).collect();
+    assert_eq!(parts, whole_pairs);
+    assert!(!whole.positions.is_empty());
+    assert!(masker.mask_rows(&ids, &mask, 5, seq, &mut streams(0..4)).is_err(), "a stream short");
+    Ok(())
+}

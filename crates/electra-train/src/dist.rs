@@ -1,0 +1,678 @@
+//! Data-parallel training across processes and machines: the reductions a training step needs
+//! ([`Reduce`]), gradient summation in module order ([`sum_gradients`]), and their TCP
+//! transport ([`Coordinator`], [`Peer`]).
+//!
+//! # Topology and protocol
+//! One coordinator process (`electra coordinator`) and `world` ranks. Each rank connects to the
+//! coordinator and says hello: protocol version, job id, world size, its rank and fingerprints
+//! of its config, vocabulary and data. The coordinator waits for every rank, compares each
+//! hello with rank 0's and refuses the job, naming the rank and the difference, when anything
+//! differs (the job id is the config's hash, so ranks of another job are refused too). Then,
+//! for every reduction, each rank sends its buffer; the coordinator adds the buffers in rank
+//! order (so every rank receives bit-identical sums, whatever the arrival order) and sends the
+//! sum back to every rank.
+//!
+//! # Faults
+//! A rank that dies closes its connection; the coordinator's reader for it sees the end of the
+//! stream at once and the coordinator sends every other rank an abort naming the lost rank,
+//! so no rank waits forever. A rank whose coordinator dies sees its connection close. Reads
+//! have a timeout ([`Peer::connect`]'s `timeout`) for the case where no end of stream ever
+//! arrives (a machine that lost power). Nothing listens on all interfaces unless the
+//! coordinator is given such an address.
+//!
+//! burn-collective 0.21 (the last release that has it) was considered: its second global
+//! all-reduce hangs as published, it binds 0.0.0.0 without authentication, retries forever and
+//! has no timeouts; this module is the few hundred lines that meet those requirements instead.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The reductions a data-parallel training step needs. [`Local`] is the single process.
+pub trait Reduce: Sync {
+    /// Number of ranks.
+    fn world(&self) -> usize;
+    /// This process's rank, `0..world`.
+    fn rank(&self) -> usize;
+    /// Replaces `values` by their element-wise sum over the ranks (added in rank order).
+    ///
+    /// # Errors
+    /// A lost rank or coordinator, a timeout, or buffers of different lengths.
+    fn sum_f32(&self, values: &mut [f32]) -> Result<()>;
+    /// [`Reduce::sum_f32`] for `f64` values (counts and losses).
+    ///
+    /// # Errors
+    /// As [`Reduce::sum_f32`].
+    fn sum_f64(&self, values: &mut [f64]) -> Result<()>;
+
+    /// This rank's rows of a global (micro-)batch of `rows` rows: a contiguous block, the blocks
+    /// of ranks `0..world` in order covering `0..rows`.
+    fn rows(&self, rows: usize) -> Range<usize> {
+        split_rows(rows, self.rank(), self.world())
+    }
+}
+
+/// Rank `rank`'s block of `rows` rows split over `world` ranks (sizes differ by at most one).
+#[must_use]
+pub fn split_rows(rows: usize, rank: usize, world: usize) -> Range<usize> {
+    let world = world.max(1);
+    rows * rank / world..rows * (rank + 1) / world
+}
+
+/// One process: every reduction is the identity.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Local;
+
+impl Reduce for Local {
+    fn world(&self) -> usize {
+        1
+    }
+    fn rank(&self) -> usize {
+        0
+    }
+    fn sum_f32(&self, _values: &mut [f32]) -> Result<()> {
+        Ok(())
+    }
+    fn sum_f64(&self, _values: &mut [f64]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Sums `grads` over the ranks: every float parameter of `model`, in the module's declaration
+/// order (the same on every rank; burn's `ParamId`s are random per process, so they cannot
+/// pair tensors up), is flattened into one buffer with a presence flag per parameter, the
+/// buffer is summed once, and the sums are written back. A parameter without a gradient on any
+/// rank stays without one, as in a single process.
+///
+/// # Errors
+/// The reduction's.
+pub fn sum_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &mut GradientsParams,
+    dist: &dyn Reduce,
+) -> Result<()> {
+    let mut gather = Gather::<B> { grads, flat: Vec::new(), slots: Vec::new(), _b: std::marker::PhantomData };
+    model.visit(&mut gather);
+    let Gather { mut flat, slots, .. } = gather;
+    let mut flags: Vec<f32> = slots.iter().map(|s| if s.present { 1.0 } else { 0.0 }).collect();
+    flat.append(&mut flags);
+    dist.sum_f32(&mut flat)?;
+    let n = slots.len();
+    let present: Vec<bool> = flat[flat.len() - n..].iter().map(|&f| f > 0.0).collect();
+    let mut scatter = Scatter::<B> { grads, flat: &flat, slots: &slots, present: &present, next: 0, _b: std::marker::PhantomData };
+    model.visit(&mut scatter);
+    Ok(())
+}
+
+struct Slot {
+    offset: usize,
+    shape: Vec<usize>,
+    present: bool,
+}
+
+struct Gather<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    flat: Vec<f32>,
+    slots: Vec<Slot>,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Gather<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let shape = param.shape().dims::<D>().to_vec();
+        let offset = self.flat.len();
+        let len: usize = shape.iter().product();
+        let present = match self.grads.remove::<B::InnerBackend, D>(param.id) {
+            Some(g) => {
+                self.flat.extend(g.into_data().convert::<f32>().iter::<f32>());
+                true
+            }
+            None => {
+                self.flat.resize(offset + len, 0.0);
+                false
+            }
+        };
+        self.slots.push(Slot { offset, shape, present });
+    }
+}
+
+struct Scatter<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    flat: &'a [f32],
+    slots: &'a [Slot],
+    present: &'a [bool],
+    next: usize,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Scatter<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let i = self.next;
+        self.next += 1;
+        let (Some(slot), Some(&present)) = (self.slots.get(i), self.present.get(i)) else { return };
+        if !present {
+            return;
+        }
+        let len: usize = slot.shape.iter().product();
+        let values = self.flat[slot.offset..slot.offset + len].to_vec();
+        let device = param.val().device();
+        let tensor = Tensor::<B::InnerBackend, D>::from_data(TensorData::new(values, slot.shape.clone()), &device);
+        self.grads.register::<B::InnerBackend, D>(param.id, tensor);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport.
+
+/// Protocol version; a rank with another is refused.
+pub const PROTOCOL: u32 = 1;
+/// Frame kinds.
+const SUM_F32: u8 = 1;
+const SUM_F64: u8 = 2;
+const RESULT: u8 = 3;
+const ABORT: u8 = 4;
+const FINISH: u8 = 5;
+/// Largest hello accepted (bytes).
+const MAX_HELLO: u64 = 1 << 20;
+
+/// What a rank says when it connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL`].
+    pub protocol: u32,
+    /// The job: ranks of one job share it (the config's hash).
+    pub job: String,
+    /// Number of ranks the rank was started with.
+    pub world: usize,
+    /// The rank.
+    pub rank: usize,
+    /// Named fingerprints (config, vocabulary, data) that must agree across ranks.
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+impl Hello {
+    /// The first difference from `reference` (rank 0's hello), as a sentence.
+    fn differs_from(&self, reference: &Hello) -> Option<String> {
+        if self.protocol != reference.protocol {
+            return Some(format!("protocol {} (rank 0: {})", self.protocol, reference.protocol));
+        }
+        if self.world != reference.world {
+            return Some(format!("--world {} (rank 0: {})", self.world, reference.world));
+        }
+        for (name, value) in &reference.fingerprints {
+            let mine = self.fingerprints.get(name).map_or("none", String::as_str);
+            if mine != value {
+                return Some(format!("its {name} differs from rank 0's ({mine} vs {value})"));
+            }
+        }
+        if self.job != reference.job {
+            return Some(format!("it belongs to another job ({} vs {})", self.job, reference.job));
+        }
+        None
+    }
+}
+
+fn collective(message: impl Into<String>) -> Error {
+    Error::Collective(message.into())
+}
+
+fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
+    w.write_all(&[kind])?;
+    w.write_all(&(payload.len() as u64).to_le_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+fn read_frame(r: &mut impl Read, max: u64) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    r.read_exact(&mut head)?;
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(&head[1..]);
+    let len = u64::from_le_bytes(len_bytes);
+    if len > max {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+    }
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload)?;
+    Ok((head[0], payload))
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f64_bytes(values: &[f64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A rank's connection to the coordinator.
+pub struct Peer {
+    rank: usize,
+    world: usize,
+    coordinator: SocketAddr,
+    stream: Mutex<(BufReader<TcpStream>, BufWriter<TcpStream>)>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").field("rank", &self.rank).field("world", &self.world).finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// Connects to the coordinator at `address` (retrying for up to `connect_wait`, since it
+    /// may start after the ranks), says `hello` and waits until every rank has joined.
+    /// `timeout` bounds every later wait for an answer.
+    ///
+    /// # Errors
+    /// [`Error::Collective`]: no coordinator in time, or the job was refused (naming why).
+    pub fn connect(address: &str, hello: &Hello, connect_wait: Duration, timeout: Duration) -> Result<Self> {
+        let addrs: Vec<SocketAddr> = address
+            .to_socket_addrs()
+            .map_err(|e| collective(format!("coordinator address {address}: {e}")))?
+            .collect();
+        let deadline = Instant::now() + connect_wait;
+        let stream = loop {
+            let attempt = addrs.iter().find_map(|a| TcpStream::connect_timeout(a, Duration::from_secs(5)).ok());
+            if let Some(s) = attempt {
+                break s;
+            }
+            if Instant::now() > deadline {
+                return Err(collective(format!(
+                    "no coordinator at {address} after {} s (start it with `electra coordinator`)",
+                    connect_wait.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let coordinator = stream.peer_addr().map_err(|e| collective(format!("{address}: {e}")))?;
+        stream.set_nodelay(true).ok();
+        stream.set_read_timeout(Some(timeout)).map_err(|e| collective(format!("{address}: {e}")))?;
+        let reader = stream.try_clone().map_err(|e| collective(format!("{address}: {e}")))?;
+        let peer = Self {
+            rank: hello.rank,
+            world: hello.world,
+            coordinator,
+            stream: Mutex::new((BufReader::with_capacity(1 << 20, reader), BufWriter::with_capacity(1 << 20, stream))),
+        };
+        let text = serde_json::to_vec(hello).map_err(|e| collective(e.to_string()))?;
+        let answer = peer.exchange_shared(0, &text)?;
+        if !answer.is_empty() {
+            return Err(collective(String::from_utf8_lossy(&answer).into_owned()));
+        }
+        tracing::info!(rank = peer.rank, world = peer.world, %coordinator, "joined the job");
+        Ok(peer)
+    }
+
+    /// Sends one frame and waits for the coordinator's answer (a result, or an abort).
+    fn exchange_shared(&self, kind: u8, payload: &[u8]) -> Result<Vec<u8>> {
+        let coordinator = self.coordinator;
+        let lost = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                collective(format!("no answer from the coordinator at {coordinator} within the timeout"))
+            }
+            _ => collective(format!("lost the coordinator at {coordinator}: {e}")),
+        };
+        let mut guard = self.stream.lock().map_err(|_| collective("connection poisoned"))?;
+        let (reader, writer) = &mut *guard;
+        write_frame(writer, kind, payload).map_err(lost)?;
+        let (answer, body) = read_frame(reader, u64::MAX).map_err(lost)?;
+        match answer {
+            RESULT => Ok(body),
+            ABORT => Err(collective(String::from_utf8_lossy(&body).into_owned())),
+            other => Err(collective(format!("unexpected frame {other} from the coordinator"))),
+        }
+    }
+
+    /// Tells the coordinator this rank is done (it exits once every rank is).
+    ///
+    /// # Errors
+    /// The connection.
+    pub fn finish(&self) -> Result<()> {
+        self.exchange_shared(FINISH, &[]).map(|_| ())
+    }
+}
+
+impl Reduce for Peer {
+    fn world(&self) -> usize {
+        self.world
+    }
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn sum_f32(&self, values: &mut [f32]) -> Result<()> {
+        let body = self.exchange_shared(SUM_F32, &f32_bytes(values))?;
+        if body.len() != values.len() * 4 {
+            return Err(collective(format!("sum of {} bytes for {} values", body.len(), values.len())));
+        }
+        for (v, b) in values.iter_mut().zip(body.chunks_exact(4)) {
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(())
+    }
+    fn sum_f64(&self, values: &mut [f64]) -> Result<()> {
+        let body = self.exchange_shared(SUM_F64, &f64_bytes(values))?;
+        if body.len() != values.len() * 8 {
+            return Err(collective(format!("sum of {} bytes for {} values", body.len(), values.len())));
+        }
+        for (v, b) in values.iter_mut().zip(body.chunks_exact(8)) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            *v = f64::from_le_bytes(a);
+        }
+        Ok(())
+    }
+}
+
+/// The coordinator of one job: accepts `world` ranks, checks them against rank 0, and serves
+/// their reductions until every rank has finished.
+#[derive(Debug)]
+pub struct Coordinator {
+    listener: TcpListener,
+    world: usize,
+}
+
+impl Coordinator {
+    /// Listens on `address` (e.g. `127.0.0.1:29500`; `0.0.0.0:PORT` only when asked for).
+    ///
+    /// # Errors
+    /// [`Error::Collective`] naming the address when it cannot be bound (a port in use, say).
+    pub fn bind(address: &str, world: usize) -> Result<Self> {
+        if world == 0 {
+            return Err(collective("--world must be at least 1"));
+        }
+        let listener = TcpListener::bind(address).map_err(|e| collective(format!("cannot listen on {address}: {e}")))?;
+        Ok(Self { listener, world })
+    }
+
+    /// The address it listens on (with the port the OS chose for port 0).
+    ///
+    /// # Errors
+    /// The socket's.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener.local_addr().map_err(|e| collective(e.to_string()))
+    }
+
+    /// Serves the job to its end. Returns when every rank has finished.
+    ///
+    /// # Errors
+    /// A refused rank (the message names it and the difference; every rank is told), a lost
+    /// rank (every other rank is told which), or a protocol error.
+    pub fn serve(self, join_wait: Duration) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<(usize, std::io::Result<(u8, Vec<u8>)>)>();
+        let mut writers: Vec<Option<BufWriter<TcpStream>>> = (0..self.world).map(|_| None).collect();
+        let mut hellos: Vec<Option<Hello>> = vec![None; self.world];
+        self.listener.set_nonblocking(true).map_err(|e| collective(e.to_string()))?;
+        let deadline = Instant::now() + join_wait;
+        let mut pending: Vec<(usize, TcpStream)> = Vec::new();
+        // Join: accept connections and read each hello.
+        while hellos.iter().any(Option::is_none) {
+            match self.listener.accept() {
+                Ok((stream, from)) => {
+                    stream.set_nonblocking(false).ok();
+                    stream.set_nodelay(true).ok();
+                    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                    let mut s = stream;
+                    let hello = read_frame(&mut s, MAX_HELLO)
+                        .ok()
+                        .and_then(|(_, body)| serde_json::from_slice::<Hello>(&body).ok());
+                    let Some(hello) = hello else {
+                        tracing::warn!(%from, "ignored a connection that did not say hello");
+                        continue;
+                    };
+                    if hello.rank >= self.world || hello.world != self.world {
+                        let msg = format!(
+                            "refused rank {} of world {}: this coordinator serves a world of {}",
+                            hello.rank, hello.world, self.world
+                        );
+                        let _ = write_frame(&mut s, ABORT, msg.as_bytes());
+                        tracing::warn!("{msg}");
+                        continue;
+                    }
+                    if hellos[hello.rank].is_some() {
+                        let msg = format!("refused a second rank {} (from {from})", hello.rank);
+                        let _ = write_frame(&mut s, ABORT, msg.as_bytes());
+                        tracing::warn!("{msg}");
+                        continue;
+                    }
+                    tracing::info!(rank = hello.rank, %from, "rank joined");
+                    let rank = hello.rank;
+                    hellos[rank] = Some(hello);
+                    s.set_read_timeout(None).ok();
+                    pending.push((rank, s.try_clone().map_err(|e| collective(e.to_string()))?));
+                    writers[rank] = Some(BufWriter::with_capacity(1 << 20, s));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        let missing: Vec<String> =
+                            (0..self.world).filter(|&r| hellos[r].is_none()).map(|r| r.to_string()).collect();
+                        let msg = format!("ranks {} did not join within {} s", missing.join(", "), join_wait.as_secs());
+                        broadcast(&mut writers, ABORT, msg.as_bytes());
+                        return Err(collective(msg));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(collective(format!("accept: {e}"))),
+            }
+        }
+        // Check every rank against rank 0.
+        let hellos: Vec<Hello> = hellos.into_iter().flatten().collect();
+        for h in &hellos[1..] {
+            if let Some(diff) = h.differs_from(&hellos[0]) {
+                let msg = format!("rank {} refused: {diff}", h.rank);
+                broadcast(&mut writers, ABORT, msg.as_bytes());
+                return Err(collective(msg));
+            }
+        }
+        broadcast(&mut writers, RESULT, &[]);
+        tracing::info!(world = self.world, "every rank joined; serving");
+        // One reader thread per rank, so that a lost rank is noticed at once.
+        for (rank, stream) in pending {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::with_capacity(1 << 20, stream);
+                loop {
+                    let frame = read_frame(&mut r, u64::MAX);
+                    let end = frame.is_err() || frame.as_ref().is_ok_and(|(k, _)| *k == FINISH);
+                    if tx.send((rank, frame)).is_err() || end {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut finished = vec![false; self.world];
+        let mut round: Vec<Option<(u8, Vec<u8>)>> = vec![None; self.world];
+        while finished.iter().any(|f| !f) {
+            let Ok((rank, frame)) = rx.recv() else {
+                return Err(collective("every connection closed before the job finished"));
+            };
+            match frame {
+                Ok((FINISH, _)) => {
+                    finished[rank] = true;
+                    if let Some(w) = writers[rank].as_mut() {
+                        let _ = write_frame(w, RESULT, &[]);
+                    }
+                }
+                Ok((kind @ (SUM_F32 | SUM_F64), body)) => {
+                    round[rank] = Some((kind, body));
+                    if round.iter().all(Option::is_some) {
+                        let parts: Vec<(u8, Vec<u8>)> = round.iter_mut().filter_map(Option::take).collect();
+                        let sum = add_in_rank_order(&parts)?;
+                        broadcast(&mut writers, RESULT, &sum);
+                    }
+                }
+                Ok((kind, _)) => {
+                    let msg = format!("rank {rank} sent an unknown frame {kind}");
+                    broadcast(&mut writers, ABORT, msg.as_bytes());
+                    return Err(collective(msg));
+                }
+                Err(e) => {
+                    let msg = format!("lost rank {rank} ({e}); stopping every rank");
+                    writers[rank] = None;
+                    broadcast(&mut writers, ABORT, msg.as_bytes());
+                    return Err(collective(msg));
+                }
+            }
+        }
+        tracing::info!("every rank finished");
+        Ok(())
+    }
+}
+
+fn broadcast(writers: &mut [Option<BufWriter<TcpStream>>], kind: u8, payload: &[u8]) {
+    for w in writers.iter_mut().flatten() {
+        let _ = write_frame(w, kind, payload);
+    }
+}
+
+/// The element-wise sum of one buffer per rank, added in rank order.
+fn add_in_rank_order(parts: &[(u8, Vec<u8>)]) -> Result<Vec<u8>> {
+    let (kind, first) = &parts[0];
+    if parts.iter().any(|(k, b)| k != kind || b.len() != first.len()) {
+        return Err(collective("ranks reduced buffers of different kinds or lengths"));
+    }
+    Ok(match *kind {
+        SUM_F32 => {
+            let mut acc: Vec<f32> = first.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            for (_, body) in &parts[1..] {
+                for (a, b) in acc.iter_mut().zip(body.chunks_exact(4)) {
+                    *a += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            f32_bytes(&acc)
+        }
+        _ => {
+            let as_f64 = |b: &[u8]| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                f64::from_le_bytes(a)
+            };
+            let mut acc: Vec<f64> = first.chunks_exact(8).map(as_f64).collect();
+            for (_, body) in &parts[1..] {
+                for (a, b) in acc.iter_mut().zip(body.chunks_exact(8)) {
+                    *a += as_f64(b);
+                }
+            }
+            f64_bytes(&acc)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(rank: usize, world: usize, config: &str) -> Hello {
+        let fingerprints = [("config".to_string(), config.to_string())].into_iter().collect();
+        Hello { protocol: PROTOCOL, job: config.to_string(), world, rank, fingerprints }
+    }
+
+    fn start(world: usize) -> (String, std::thread::JoinHandle<Result<()>>) {
+        let c = Coordinator::bind("127.0.0.1:0", world).unwrap_or_else(|e| panic!("{e}"));
+        let addr = c.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
+        (addr, std::thread::spawn(move || c.serve(Duration::from_secs(20))))
+    }
+
+    #[test]
+    fn many_consecutive_reductions_sum_in_rank_order_on_every_rank() {
+        let world = 3;
+        let (addr, server) = start(world);
+        let ranks: Vec<_> = (0..world)
+            .map(|r| {
+                let addr = addr.clone();
+                std::thread::spawn(move || -> Result<Vec<f32>> {
+                    let p = Peer::connect(&addr, &hello(r, world, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
+                    let mut last = Vec::new();
+                    for step in 0..200 {
+                        let mut v = vec![r as f32 + step as f32, 0.1 * (r + 1) as f32, 1e-8];
+                        p.sum_f32(&mut v)?;
+                        let mut c = [1.0f64, r as f64];
+                        p.sum_f64(&mut c)?;
+                        assert_eq!(c, [3.0, 3.0]);
+                        last = v;
+                    }
+                    p.finish()?;
+                    Ok(last)
+                })
+            })
+            .collect();
+        let results: Vec<Vec<f32>> = ranks.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("rank panicked")).unwrap_or_else(|e| panic!("{e}"))).collect();
+        server.join().unwrap_or_else(|_| panic!("coordinator panicked")).unwrap_or_else(|e| panic!("{e}"));
+        let expected = vec![0.0 + 1.0 + 2.0 + 3.0 * 199.0, (0.1f32 + 0.2f32) + 0.3f32, 3e-8];
+        for r in &results {
+            assert_eq!(r[0], expected[0]);
+            assert_eq!(r[1].to_bits(), expected[1].to_bits(), "not added in rank order");
+            assert_eq!(r, &results[0], "ranks disagree");
+        }
+    }
+
+    #[test]
+    fn a_rank_of_another_job_is_refused_and_every_rank_is_told() {
+        let (addr, server) = start(2);
+        let a = {
+            let addr = addr.clone();
+            std::thread::spawn(move || Peer::connect(&addr, &hello(0, 2, "a"), Duration::from_secs(10), Duration::from_secs(30)).map(|_| ()))
+        };
+        let b = Peer::connect(&addr, &hello(1, 2, "b"), Duration::from_secs(10), Duration::from_secs(30)).map(|_| ());
+        let a = a.join().unwrap_or_else(|_| panic!("rank panicked"));
+        let served = server.join().unwrap_or_else(|_| panic!("coordinator panicked"));
+        for r in [a, b, served] {
+            let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains("rank 1 refused") && msg.contains("config differs"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_lost_rank_stops_the_others_with_its_name() {
+        let (addr, server) = start(2);
+        let survivor = {
+            let addr = addr.clone();
+            std::thread::spawn(move || -> Result<()> {
+                let p = Peer::connect(&addr, &hello(0, 2, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
+                let mut v = [1.0f32];
+                p.sum_f32(&mut v)?;
+                p.sum_f32(&mut v)
+            })
+        };
+        {
+            let p = Peer::connect(&addr, &hello(1, 2, "a"), Duration::from_secs(10), Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut v = [1.0f32];
+            p.sum_f32(&mut v).unwrap_or_else(|e| panic!("{e}"));
+            // Dropped here: the connection closes as a killed process's would.
+        }
+        let started = Instant::now();
+        let err = survivor.join().unwrap_or_else(|_| panic!("rank panicked")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("lost rank 1"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(server.join().unwrap_or_else(|_| panic!("coordinator panicked")).is_err());
+    }
+
+    #[test]
+    fn a_port_in_use_is_a_clear_error() {
+        let c = Coordinator::bind("127.0.0.1:0", 1).unwrap_or_else(|e| panic!("{e}"));
+        let addr = c.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
+        let err = Coordinator::bind(&addr, 1).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    }
+
+    #[test]
+    fn rows_split_into_contiguous_blocks() {
+        assert_eq!((0..3).map(|r| split_rows(8, r, 3)).collect::<Vec<_>>(), vec![0..2, 2..5, 5..8]);
+        assert_eq!(split_rows(8, 0, 1), 0..8);
+    }
+}
