@@ -26,7 +26,7 @@ pub use metrics::{EvalMetrics, StepMetrics};
 pub use electra_tokenizer::Cancel;
 pub use run_dir::OutMode;
 pub use step::{StepOutcome, masker, train_step, train_step_dist};
-pub use trainer::{NoProgress, Progress, RunPaths, Summary, pretrain};
+pub use trainer::{NoProgress, Progress, RunPaths, Summary, pretrain, pretrain_dist};
 
 pub(crate) fn hf_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Ok(electra_model::hf::write_atomic(path, bytes)?)

@@ -26,7 +26,8 @@ use crate::eval::{RARITY_SAMPLE_TOKENS, evaluate, unigram_surprisal};
 use crate::metrics::{EvalMetrics, StepMetrics};
 use crate::optim::ElectraAdam;
 use crate::run_dir::{OutMode, claim};
-use crate::step::{masker, train_step};
+use crate::dist::{Local, Reduce};
+use crate::step::{masker, train_step_dist};
 use crate::{Error, Result};
 
 /// Receives a run's events; the binary draws a progress bar. Events only: stopping a run is
@@ -111,9 +112,41 @@ pub fn pretrain<B: AutodiffBackend>(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Summary> {
+    pretrain_dist::<B>(config, tokenizer, paths, mode, device, progress, cancel, &Local)
+}
+
+/// [`pretrain`] as one rank of a data-parallel job (`dist`; [`Local`] for one process). Every
+/// rank reads its block of each global micro-batch ([`Reduce::rows`]) and applies the same
+/// update; rank 0 alone claims the run directory, evaluates and writes metrics, checkpoints
+/// and exports (the others return a summary without paths' contents). A resume reads the
+/// checkpoint on every rank, so the run directory must be visible to all of them (one machine,
+/// or a shared filesystem); any rank count may resume any checkpoint. Cancelling any rank stops
+/// every rank after the same step.
+///
+/// # Errors
+/// As [`pretrain`], and [`Error::Collective`].
+#[allow(clippy::too_many_arguments)]
+pub fn pretrain_dist<B: AutodiffBackend>(
+    config: &PretrainConfig,
+    tokenizer: &WordPieceTokenizer,
+    paths: &RunPaths,
+    mode: OutMode,
+    device: &B::Device,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    dist: &dyn Reduce,
+) -> Result<Summary> {
     config.validate()?;
     let started = Instant::now();
     let out = &paths.out_dir;
+    let lead = dist.rank() == 0;
+    if config.batch_size / config.grad_accumulation < dist.world() {
+        return Err(Error::Config(format!(
+            "micro-batches of {} examples cannot be split over {} ranks",
+            config.batch_size / config.grad_accumulation,
+            dist.world()
+        )));
+    }
     let vocab_hash = tokenizer.vocab_sha256().to_string();
     let train = ShardReader::open(&paths.data_dir, Split::Train, &vocab_hash, config.max_seq_len)?;
     if train.is_empty() {
@@ -123,10 +156,13 @@ pub fn pretrain<B: AutodiffBackend>(
     let manifest = Manifest::load(&paths.data_dir)?;
     let this_run = RunRecord::new(&vocab_hash, manifest.settings);
 
-    // The run directory: refused, cleared or resumed before anything is written to it.
-    claim(out, mode, RUN_ENTRIES, None)?;
+    // The run directory: refused, cleared or resumed before anything is written to it (by rank
+    // 0; the other ranks wait for its verdict and then read the same checkpoint).
+    let claimed = if lead { claim(out, mode, RUN_ENTRIES, None).map(|_| ()) } else { Ok(()) };
+    agree(dist, claimed, "rank 0 could not claim the run directory")?;
     let ckpt_root = out.join(CHECKPOINTS_DIR);
-    let (record, resume_from) = if mode == OutMode::Resume { resume_point(out, config, &this_run)? } else { (this_run, None) };
+    let resumed = if mode == OutMode::Resume { resume_point(out, config, &this_run) } else { Ok((this_run, None)) };
+    let (record, resume_from) = agree(dist, resumed, "another rank cannot resume this run")?;
 
     let mut networks = config.networks(tokenizer.vocab_size())?;
     if config.objective == Objective::Mlm {
@@ -153,13 +189,16 @@ pub fn pretrain<B: AutodiffBackend>(
         start = checkpoint.step;
         tracing::info!(step = start, dir = %checkpoint.dir.display(), "resumed");
     }
-    record.save(out)?;
-    let resolved = serde_json::to_string_pretty(config).unwrap_or_default();
-    hf::write_atomic(&out.join(CONFIG_FILE), resolved.as_bytes())?;
-
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = crate::metrics::MetricsFile::open(&metrics_path, start)?;
+    let mut metrics = None;
+    if lead {
+        record.save(out)?;
+        let resolved = serde_json::to_string_pretty(config).unwrap_or_default();
+        hf::write_atomic(&out.join(CONFIG_FILE), resolved.as_bytes())?;
+        metrics = Some(crate::metrics::MetricsFile::open(&metrics_path, start)?);
+    }
     let micro = config.batch_size / config.grad_accumulation;
+    let rows = dist.rows(micro);
     let mut batches = Batches::shuffled(&train, config.seed, sp.pad);
     let mut last_eval = None;
     let mut window = (Instant::now(), 0usize);
@@ -169,12 +208,14 @@ pub fn pretrain<B: AutodiffBackend>(
     };
 
     for step in start..config.steps {
-        if cancel.is_cancelled() {
-            save(step, &model, &optim)?;
+        if stop_requested(cancel, dist)? {
+            if lead {
+                save(step, &model, &optim)?;
+            }
             return Err(Error::Interrupted(step));
         }
-        let (next, outcome) = train_step(model, &mut optim, config, &masker, step, |k| {
-            batches.batch(step * config.batch_size as u64 + (k * micro) as u64, micro)
+        let (next, outcome) = train_step_dist(model, &mut optim, config, &masker, step, dist, |k| {
+            batches.batch(step * config.batch_size as u64 + (k * micro + rows.start) as u64, rows.len())
         })?;
         model = next;
         window.1 += outcome.tokens();
@@ -185,6 +226,7 @@ pub fn pretrain<B: AutodiffBackend>(
         m.elapsed_secs = started.elapsed().as_secs_f64();
         window = (Instant::now(), 0);
         progress.on_step(&m);
+        let Some(metrics) = metrics.as_mut() else { continue };
         if done % config.log_every.max(1) == 0 || done == config.steps {
             metrics.write(&serde_json::json!({"kind": "train", "metrics": m}))?;
         }
@@ -200,10 +242,23 @@ pub fn pretrain<B: AutodiffBackend>(
             progress.on_checkpoint(done, &dir);
         }
     }
+    let plot = out.join("curves.svg");
+    let generator_dir = out.join("generator");
+    if !lead {
+        return Ok(Summary {
+            steps: config.steps,
+            steps_this_run: config.steps.saturating_sub(start),
+            seconds: started.elapsed().as_secs_f64(),
+            eval: None,
+            discriminator_dir: None,
+            generator_dir,
+            metrics: metrics_path,
+            plot,
+        });
+    }
 
     // Export both networks in HuggingFace layout.
     let (generator, discriminator) = model.valid().to_parts();
-    let generator_dir = out.join("generator");
     hf::save_generator(&generator, &generator_dir)?;
     write_tokenizer(tokenizer, &generator_dir)?;
     let discriminator_dir = if config.objective == Objective::Electra {
@@ -214,7 +269,6 @@ pub fn pretrain<B: AutodiffBackend>(
     } else {
         None
     };
-    let plot = out.join("curves.svg");
     crate::plot::write_curves(&metrics_path, &plot)?;
     Ok(Summary {
         steps: config.steps,
@@ -226,6 +280,32 @@ pub fn pretrain<B: AutodiffBackend>(
         metrics: metrics_path,
         plot,
     })
+}
+
+/// Whether any rank was cancelled (one small reduction per step, so all ranks stop together).
+fn stop_requested(cancel: &Cancel, dist: &dyn Reduce) -> Result<bool> {
+    if dist.world() == 1 {
+        return Ok(cancel.is_cancelled());
+    }
+    let mut flag = [f64::from(u8::from(cancel.is_cancelled()))];
+    dist.sum_f64(&mut flag)?;
+    Ok(flag[0] > 0.0)
+}
+
+/// Every rank learns whether every rank's `result` is `Ok`: a rank with an error returns it
+/// (after telling the others); a rank whose own result is fine but another's is not returns
+/// [`Error::Collective`] with `others`.
+fn agree<T>(dist: &dyn Reduce, result: Result<T>, others: &str) -> Result<T> {
+    if dist.world() == 1 {
+        return result;
+    }
+    let mut failed = [f64::from(u8::from(result.is_err()))];
+    dist.sum_f64(&mut failed)?;
+    match result {
+        Err(e) => Err(e),
+        Ok(_) if failed[0] > 0.0 => Err(Error::Collective(format!("{others} (see its output)"))),
+        Ok(v) => Ok(v),
+    }
 }
 
 /// Where `--resume` continues in `out`: the run's record (this run's when the directory holds
