@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo xtask pretrain [--backend flex|ndarray|wgpu|cuda] [ARGS...]   electra pretrain ARGS
+//! cargo xtask pretrain --processes N [ARGS...]                         a coordinator and N local ranks
 //! cargo xtask prepare-data [--backend ...] [ARGS...]                    electra prepare ARGS
 //! cargo xtask finetune [ARGS...]                                        electra finetune ARGS
 //! cargo xtask bench [ARGS...]                                           electra bench ARGS
@@ -37,6 +38,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let processes = match take_value(&mut args, "--processes") {
+        Ok(None) => None,
+        Ok(Some(n)) => match n.parse::<usize>() {
+            Ok(n) if n >= 1 && task == "pretrain" => Some(n),
+            _ => {
+                eprintln!("xtask: --processes needs a positive number and the pretrain task");
+                return ExitCode::from(2);
+            }
+        },
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = processes.filter(|&n| n > 1) {
+        return run_ranks(&backend, n, &args);
+    }
     let subcommand = match task.as_str() {
         "pretrain" => "pretrain".to_string(),
         "prepare-data" => "prepare".to_string(),
@@ -88,6 +106,100 @@ fn run_electra(backend: &str, subcommand: &str, args: &[String]) -> ExitCode {
         .args(["--", subcommand])
         .args(args);
     status(cmd)
+}
+
+/// Removes `NAME VALUE` / `NAME=VALUE` from `args` and returns the value.
+fn take_value(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
+    let mut value = None;
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == name {
+            value = Some(args.get(i + 1).cloned().ok_or_else(|| format!("{name} needs a value"))?);
+            args.drain(i..i + 2);
+        } else if let Some(v) = args[i].strip_prefix(&format!("{name}=")) {
+            value = Some(v.to_string());
+            args.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    Ok(value)
+}
+
+/// A data-parallel run on this machine: builds `electra`, starts a coordinator on a free
+/// loopback port and `n` ranks of `electra pretrain ARGS`, each with its share of the cores
+/// (CPU backends; on GPU backends one process per GPU is the intent). Rank 0's output is shown;
+/// every process must succeed.
+fn run_ranks(backend: &str, n: usize, args: &[String]) -> ExitCode {
+    let mut build = cargo();
+    build.args(["build", "--release", "--quiet", "-p", "electra-cli", "--no-default-features", "--features", backend]);
+    let code = status(build);
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let exe = target
+        .join("release")
+        .join(if cfg!(windows) { "electra.exe" } else { "electra" });
+    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a.port(),
+        Err(e) => {
+            eprintln!("xtask: no free port: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = format!("127.0.0.1:{port}");
+    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let threads = (cores / n).max(1).to_string();
+    eprintln!("xtask: coordinator on {address}, {n} ranks with {threads} thread(s) each");
+    let mut children = Vec::new();
+    let coordinator = Command::new(&exe)
+        .args(["coordinator", "--world", &n.to_string(), "--listen", &address])
+        .spawn();
+    match coordinator {
+        Ok(c) => children.push(("coordinator".to_string(), c)),
+        Err(e) => {
+            eprintln!("xtask: cannot start {}: {e}", exe.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    for rank in 0..n {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("pretrain")
+            .args(args)
+            .args(["--world", &n.to_string(), "--rank", &rank.to_string(), "--coordinator", &address])
+            .env("RAYON_NUM_THREADS", &threads);
+        if rank > 0 {
+            cmd.stdout(std::process::Stdio::null());
+        }
+        match cmd.spawn() {
+            Ok(c) => children.push((format!("rank {rank}"), c)),
+            Err(e) => {
+                eprintln!("xtask: cannot start rank {rank}: {e}");
+                for (_, c) in &mut children {
+                    let _ = c.kill();
+                }
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut code = ExitCode::SUCCESS;
+    for (name, mut child) in children {
+        match child.wait() {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                eprintln!("xtask: {name} exited with {s}");
+                code = ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("xtask: {name}: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
 }
 
 fn check_backends() -> ExitCode {

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use electra_model::hf;
 use electra_model::input::{InputBatch, to_host_f32};

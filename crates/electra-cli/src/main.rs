@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Pre-train an ELECTRA model (prepares the corpus on first use).
     Pretrain(pretrain::PretrainArgs),
+    /// Serve one data-parallel pre-training job: `electra pretrain --world N --rank R
+    /// --coordinator HOST:PORT` ranks connect to it (docs/scaling.md).
+    Coordinator(pretrain::CoordinatorArgs),
     /// Tokenise and pack a corpus into pre-training shards.
     Prepare(pretrain::PrepareArgs),
     /// Train a WordPiece vocabulary on a corpus ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4).
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::debug!(backend = backend::NAME, "starting");
     match cli.command {
         Command::Pretrain(args) => pretrain::pretrain(&args),
+        Command::Coordinator(args) => pretrain::coordinator(&args),
         Command::Prepare(args) => pretrain::prepare(&args).map(|_| ()),
         Command::Vocab(args) => pretrain::vocab(&args),
         Command::Score { common } => infer::score(&common),

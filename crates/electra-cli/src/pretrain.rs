@@ -173,6 +173,43 @@ pub struct PretrainArgs {
     /// Override the number of steps.
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Data-parallel: the number of ranks (processes) of the job (docs/scaling.md).
+    #[arg(long, default_value_t = 1)]
+    pub world: usize,
+    /// Data-parallel: this process's rank, 0..world; rank 0 writes the run directory.
+    #[arg(long, default_value_t = 0)]
+    pub rank: usize,
+    /// Data-parallel: the coordinator's address (`electra coordinator`), e.g. 127.0.0.1:29500.
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    /// Data-parallel: seconds to wait for an answer from the coordinator before giving up (a
+    /// lost rank or coordinator is noticed at once; this covers silent network failures).
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+}
+
+/// Options of `electra coordinator`.
+#[derive(Debug, clap::Args)]
+pub struct CoordinatorArgs {
+    /// Number of ranks of the job.
+    #[arg(long)]
+    pub world: usize,
+    /// Address to listen on. Loopback by default; give this machine's address (or 0.0.0.0) for
+    /// ranks on other machines.
+    #[arg(long, default_value = "127.0.0.1:29500")]
+    pub listen: String,
+    /// Seconds to wait for every rank to join.
+    #[arg(long, default_value_t = 600)]
+    pub join_timeout: u64,
+}
+
+/// Serves one data-parallel job's reductions until every rank has finished.
+pub fn coordinator(args: &CoordinatorArgs) -> Result<()> {
+    let c = electra_train::dist::Coordinator::bind(&args.listen, args.world)?;
+    eprintln!("coordinator listening on {} for {} ranks", c.local_addr()?, args.world);
+    c.serve(std::time::Duration::from_secs(args.join_timeout))?;
+    eprintln!("coordinator: every rank finished");
+    Ok(())
 }
 
 /// The no-argument run: a 4-layer, hidden-128 ELECTRA on the shipped corpus with its 8k
@@ -276,9 +313,26 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     let tokenizer = WordPieceTokenizer::from_path(&vocab)
         .with_context(|| format!("cannot load the vocabulary {}", vocab.display()))?;
     let data = args.data.clone().unwrap_or_else(|| args.out.join("data"));
+    if args.world == 0 || args.rank >= args.world {
+        bail!("--rank {} is not in 0..--world {}", args.rank, args.world);
+    }
+    if args.world > 1 && args.coordinator.is_none() {
+        bail!("--world {} needs --coordinator HOST:PORT (start one with `electra coordinator`)", args.world);
+    }
     // Ctrl-C: finish the current step (or shard), write a checkpoint, and exit; `--resume`
     // continues.
     let cancel = crate::cancel_on_ctrl_c();
+    if args.rank > 0 && !data.join("manifest.json").is_file() {
+        // Rank 0 prepares the data; the others wait for it.
+        eprintln!("rank {}: waiting for rank 0 to prepare {}", args.rank, data.display());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
+        while !data.join("manifest.json").is_file() {
+            if std::time::Instant::now() > deadline || cancel.is_cancelled() {
+                bail!("rank {}: no prepared data in {} (rank 0 prepares it, or pass --data)", args.rank, data.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
     if !data.join("manifest.json").is_file() {
         eprintln!("preparing {} into {} (first use)", join(&args.corpus), data.display());
         prepare_into(&PrepareArgs {
@@ -294,6 +348,35 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         }, &cancel)?;
     }
     let networks = config.networks(tokenizer.vocab_size())?;
+    let peer = match &args.coordinator {
+        Some(address) if args.world > 1 => {
+            let manifest = electra_tokenizer::Manifest::load(&data)?;
+            let hello =
+                electra_train::dist::hello_for(&config, tokenizer.vocab_sha256(), &manifest.settings, args.rank, args.world);
+            let wait = std::time::Duration::from_secs(args.timeout);
+            eprintln!("rank {} of {}: joining the job at {address}", args.rank, args.world);
+            Some(electra_train::dist::Peer::connect(address, &hello, wait, wait)?)
+        }
+        _ => None,
+    };
+    if args.rank > 0 {
+        let peer = peer.as_ref().context("a rank above 0 needs a coordinator")?;
+        let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };
+        let result = electra_train::pretrain_dist::<AutodiffBackend>(
+            &config,
+            &tokenizer,
+            &paths,
+            mode,
+            &backend::device(),
+            &electra_train::NoProgress,
+            &cancel,
+            peer,
+        );
+        peer.finish().ok();
+        let summary = result?;
+        eprintln!("rank {}: {} steps done ({:.0} s)", args.rank, summary.steps_this_run, summary.seconds);
+        return Ok(());
+    }
     eprintln!(
         "pre-training on {} ({}): discriminator {} layers x {}, generator x {}, {} steps of {} x {} tokens",
         backend::NAME,
@@ -311,7 +394,12 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     );
     let progress = TrainBar { bar };
     let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };
-    let summary = electra_train::pretrain::<AutodiffBackend>(
+    let local = electra_train::dist::Local;
+    let dist: &dyn electra_train::dist::Reduce = match &peer {
+        Some(p) => p,
+        None => &local,
+    };
+    let result = electra_train::pretrain_dist::<AutodiffBackend>(
         &config,
         &tokenizer,
         &paths,
@@ -319,8 +407,16 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         &backend::device(),
         &progress,
         &cancel,
-    )?;
+        dist,
+    );
+    if let Some(p) = &peer {
+        p.finish().ok();
+    }
+    let summary = result?;
     progress.bar.finish_and_clear();
+    if args.world > 1 {
+        println!("\n{} ranks on one global batch of {}", args.world, config.batch_size);
+    }
     println!("\n== pre-training summary ==");
     println!("steps            {} ({} in this run, {:.0} s)", summary.steps, summary.steps_this_run, summary.seconds);
     if let Some(e) = &summary.eval {

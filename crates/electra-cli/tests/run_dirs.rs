@@ -76,9 +76,11 @@ fn pretrain_refuses_an_existing_run_and_names_the_way_on() {
     std::fs::write(&config, cfg.to_string()).unwrap();
     let out = tmp.path().join("run");
     let run = |extra: &[&str]| {
+        let vocab = repo().join("datasets/vocab/vocab.txt");
         let mut a = vec!["pretrain", "--config", config.to_str().unwrap(), "--corpus", corpus.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        a.extend(["--vocab", vocab.to_str().unwrap()]);
         a.extend_from_slice(extra);
-        electra(&a)
+        electra(&a.to_vec())
     };
     let (ok, err) = run(&[]);
     assert!(ok, "{err}");

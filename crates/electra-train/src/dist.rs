@@ -225,6 +225,42 @@ impl Hello {
     }
 }
 
+/// A short fingerprint of `bytes` (16 hex digits) for telling ranks' inputs apart; not a
+/// cryptographic hash.
+#[must_use]
+pub fn digest(bytes: &[u8]) -> String {
+    let mut h = crate::seed::derive_seed(0x5EED, bytes.len() as u64);
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = crate::seed::derive_seed(h, u64::from_le_bytes(word));
+    }
+    format!("{h:016x}")
+}
+
+/// The hello of rank `rank` of `world` for a run of `config` with the vocabulary `vocab_sha256`
+/// over the prepared data `data`: the job is the config's digest, and the config, vocabulary
+/// and data are its fingerprints.
+#[must_use]
+pub fn hello_for(
+    config: &crate::PretrainConfig,
+    vocab_sha256: &str,
+    data: &electra_tokenizer::PrepareSettings,
+    rank: usize,
+    world: usize,
+) -> Hello {
+    let config_digest = digest(serde_json::to_string(config).unwrap_or_default().as_bytes());
+    let data_digest = digest(serde_json::to_string(data).unwrap_or_default().as_bytes());
+    let fingerprints = [
+        ("config".to_string(), config_digest.clone()),
+        ("vocabulary".to_string(), vocab_sha256.to_string()),
+        ("data manifest".to_string(), data_digest),
+    ]
+    .into_iter()
+    .collect();
+    Hello { protocol: PROTOCOL, job: config_digest, world, rank, fingerprints }
+}
+
 fn collective(message: impl Into<String>) -> Error {
     Error::Collective(message.into())
 }
