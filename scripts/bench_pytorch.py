@@ -17,9 +17,13 @@ Tasks:
   corrupted input, the masked sigmoid BCE, loss = MLM + 50 x BCE, backward,
   global-norm clipping at 1.0, AdamW (eps 1e-6, weight decay 0.01 on matrices only).
 - `inference`: discriminator logits under `torch.inference_mode()` (eval mode, no dropout).
-- `finetune`: `ElectraModel` -> [CLS] hidden state -> dropout 0.1 -> linear(hidden, 2),
-  cross-entropy, backward, AdamW step. (Not `ElectraForSequenceClassification`: its head is
-  dense + GELU + dense; the reference and `electra bench` use a single linear layer.)
+- `finetune`: one step as `electra_finetune::train_step` does it with `electra finetune`'s
+  defaults: `ElectraModel` -> [CLS] hidden state -> dropout 0.1 -> linear(hidden, 2),
+  cross-entropy, backward, global-norm clipping at 1.0, Adam (eps 1e-6, no weight decay) with
+  layer-wise learning-rate decay 0.8 (one parameter group per depth: embeddings 0, layer i at
+  i + 1, the head at L + 2, each at lr x 0.8^(L + 2 - depth)). (Not
+  `ElectraForSequenceClassification`: its head is dense + GELU + dense; the reference and
+  `electra bench` use a single linear layer.)
 - `peak`: the best time of an N x N x N float32 `torch.matmul`, as GFLOP/s.
 - `check`: versions, thread count and attention implementation.
 
@@ -102,6 +106,27 @@ def adamw(torch, modules, lr):
             (decay if p.dim() > 1 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6), decay + no_decay
+
+
+def layerwise_adam(torch, electra, head, lr, decay):
+    """Adam (eps 1e-6, no weight decay: fine-tuning's default) with one group per depth, as
+    `electra_finetune::optim` groups them (reference depth rule: the head at L + 2)."""
+    layers = len(electra.encoder.layer)
+    head_depth = layers + 2
+    depth_of = {}
+    for name, p in electra.named_parameters():
+        if name.startswith("encoder.layer."):
+            depth_of[id(p)] = int(name.split(".")[2]) + 1
+        else:
+            depth_of[id(p)] = 0  # embeddings, their projection (and an unused pooler)
+    for p in head.parameters():
+        depth_of[id(p)] = head_depth
+    params = list(electra.parameters()) + list(head.parameters())
+    groups = {}
+    for p in params:
+        groups.setdefault(depth_of[id(p)], []).append(p)
+    param_groups = [{"params": ps, "lr": lr * decay ** (head_depth - d)} for d, ps in sorted(groups.items())]
+    return torch.optim.Adam(param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-6), params
 
 
 DEVICE = "cpu"
@@ -212,7 +237,7 @@ def task_finetune(torch, args):
     torch.nn.init.normal_(head.weight, std=0.02)
     torch.nn.init.zeros_(head.bias)
     electra, head = electra.to(DEVICE), head.to(DEVICE)
-    optim, _ = adamw(torch, [electra, head], 1e-4)
+    optim, params = layerwise_adam(torch, electra, head, 1e-4, 0.8)
     ids, types, mask = (t.to(DEVICE) for t in synthetic_batch(torch, args.batch, args.seq, args.seed))
     labels = torch.randint(0, 2, (args.batch,), generator=torch.Generator().manual_seed(args.seed + 1))
     labels = labels.to(DEVICE)
@@ -222,6 +247,7 @@ def task_finetune(torch, args):
         loss = F.cross_entropy(head(dropout(cls)), labels)
         optim.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         loss.item()
 
