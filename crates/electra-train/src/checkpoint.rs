@@ -403,6 +403,27 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_with_another_vocabulary_or_data_is_refused_naming_both() {
+        let dir = std::path::Path::new("runs/x");
+        let data: PrepareSettings = serde_json::from_value(serde_json::json!({
+            "vocab_sha256": "aa", "vocab_size": 10, "lowercase": true, "strip_accents": true,
+            "special_tokens": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4},
+            "max_seq_len": 32, "dtype": "u16", "seed": 0, "validation_fraction": 0.1,
+            "shard_size": 10, "chunk_bytes": 100, "inputs": []
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let saved = RunRecord::new("aa", data.clone());
+        assert!(saved.check_same_inputs(&RunRecord::new("aa", data.clone()), dir).is_ok());
+        let err = saved.check_same_inputs(&RunRecord::new("bb", data.clone()), dir).err().map(|e| e.to_string());
+        let msg = err.unwrap_or_default();
+        assert!(msg.contains("vocabulary sha256 aa") && msg.contains("this one has bb"), "{msg}");
+        let other = PrepareSettings { seed: 5, ..data };
+        let err = saved.check_same_inputs(&RunRecord::new("aa", other), dir).err().map(|e| e.to_string());
+        let msg = err.unwrap_or_default();
+        assert!(msg.contains("prepared data differs") && msg.contains("seed"), "{msg}");
+    }
+
+    #[test]
     fn pruning_keeps_the_checkpoint_just_written_and_other_runs_checkpoints() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let root = tmp.path().join("checkpoints");

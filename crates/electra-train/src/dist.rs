@@ -364,7 +364,14 @@ impl Peer {
         };
         let mut guard = self.stream.lock().map_err(|_| collective("connection poisoned"))?;
         let (reader, writer) = &mut *guard;
-        write_frame(writer, kind, payload).map_err(lost)?;
+        if let Err(e) = write_frame(writer, kind, payload) {
+            // The coordinator may have closed after telling this rank why (a lost rank): read
+            // that first.
+            return match read_frame(reader, u64::MAX) {
+                Ok((ABORT, body)) => Err(collective(String::from_utf8_lossy(&body).into_owned())),
+                _ => Err(lost(e)),
+            };
+        }
         let (answer, body) = read_frame(reader, u64::MAX).map_err(lost)?;
         match answer {
             RESULT => Ok(body),
@@ -553,19 +560,46 @@ impl Coordinator {
                 }
                 Ok((kind, _)) => {
                     let msg = format!("rank {rank} sent an unknown frame {kind}");
-                    broadcast(&mut writers, ABORT, msg.as_bytes());
+                    abort_all(&mut writers, &msg, &rx, &finished);
                     return Err(collective(msg));
                 }
                 Err(e) => {
                     let msg = format!("lost rank {rank} ({e}); stopping every rank");
                     writers[rank] = None;
-                    broadcast(&mut writers, ABORT, msg.as_bytes());
+                    finished[rank] = true;
+                    abort_all(&mut writers, &msg, &rx, &finished);
                     return Err(collective(msg));
                 }
             }
         }
         tracing::info!("every rank finished");
         Ok(())
+    }
+}
+
+/// Tells every rank still connected why the job stops, closes the sending side, and waits (a
+/// few seconds at most) for those ranks to close theirs, so that the abort is delivered rather
+/// than reset by a close with unread data.
+fn abort_all(
+    writers: &mut [Option<BufWriter<TcpStream>>],
+    message: &str,
+    rx: &mpsc::Receiver<(usize, std::io::Result<(u8, Vec<u8>)>)>,
+    finished: &[bool],
+) {
+    broadcast(writers, ABORT, message.as_bytes());
+    for w in writers.iter_mut().flatten() {
+        let _ = w.get_ref().shutdown(std::net::Shutdown::Write);
+    }
+    let mut open: Vec<bool> = finished.iter().map(|f| !f).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open.iter().any(|&o| o) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((rank, Err(_))) => open[rank] = false,
+            Ok((rank, Ok((FINISH, _)))) => open[rank] = false,
+            Ok(_) => {}
+            Err(_) => return,
+        }
     }
 }
 
