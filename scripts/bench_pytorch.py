@@ -154,58 +154,73 @@ def timed(step, warmup, reps):
     return times, (cpu_seconds() - cpu0) / max(wall, 1e-9)
 
 
-def task_pretrain(torch, args):
-    import torch.nn.functional as F
+def pretraining_models(torch, attn):
+    """Generator and discriminator of ELECTRA-Small sharing one set of embeddings, in train mode."""
     from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
-    gen_cfg, disc_cfg = configs(args.attn)
+    gen_cfg, disc_cfg = configs(attn)
     gen, disc = ElectraForMaskedLM(gen_cfg), ElectraForPreTraining(disc_cfg)
     disc.electra.embeddings = gen.electra.embeddings  # one set of shared embeddings
     gen, disc = gen.to(DEVICE), disc.to(DEVICE)
     gen.train()
     disc.train()
-    optim, params = adamw(torch, [gen, disc], 5e-4)
-    b, s = args.batch, args.seq
-    ids, types, mask = (t.to(DEVICE) for t in synthetic_batch(torch, b, s, args.seed))
+    return gen, disc
+
+
+def pretraining_losses(torch, gen, disc, ids, types, mask, sampling):
+    """Everything of a pre-training step before the backward: masking, generator, sampling,
+    discriminator and losses. Returns (loss, mlm, disc_loss, gen_correct, disc_logits, predictions)."""
+    import torch.nn.functional as F
+
+    b, s = ids.shape
     k = min(round(0.15 * s), s)  # per-row count: max(1, min(19, round(0.15 x real tokens)))
     special = (ids == CLS) | (ids == SEP)
-    row_offset = (torch.arange(b, device=DEVICE) * s).unsqueeze(1)
+    row_offset = (torch.arange(b, device=ids.device) * s).unsqueeze(1)
     maskf = mask.float()
+    # Masking: k positions per row among non-special tokens, 85% of them shown as [MASK].
+    scores = torch.rand(b, s, device=ids.device).masked_fill(special, -1.0)
+    flat = (scores.topk(k, dim=1).indices + row_offset).reshape(-1)  # [n]
+    targets = ids.reshape(-1)[flat]
+    gen_in = ids.reshape(-1).clone()
+    gen_in[flat[torch.rand(flat.numel(), device=ids.device) < 0.85]] = MASK
+    hidden = gen.electra(input_ids=gen_in.view(b, s), attention_mask=mask, token_type_ids=types).last_hidden_state
+    picked = hidden.reshape(b * s, -1)[flat]  # [n, 64]: the vocabulary projection at masked positions only
+    logits = gen.generator_lm_head(gen.generator_predictions(picked))  # [n, vocab]
+    mlm = F.cross_entropy(logits, targets)
+    with torch.no_grad():
+        gen_correct = (logits.argmax(1) == targets).sum()
+        if sampling == "gumbel":
+            u = torch.rand_like(logits)
+            gumbel = -torch.log(-torch.log(u + 1e-9) + 1e-9)
+            sampled = (logits + gumbel).argmax(1)
+        else:  # inverse transform, one uniform per row, as our batch chunks sample
+            sampled = torch.multinomial(torch.softmax(logits, 1), 1).squeeze(1)
+        disc_in = ids.reshape(-1).clone()
+        disc_in[flat] = sampled
+        labels = (disc_in != ids.reshape(-1)).float().view(b, s)
+    disc_logits = disc(input_ids=disc_in.view(b, s), attention_mask=mask, token_type_ids=types).logits
+    bce = F.binary_cross_entropy_with_logits(disc_logits, labels, reduction="none")
+    disc_loss = (bce * maskf).sum() / maskf.sum()
+    loss = mlm + 50.0 * disc_loss
+    return loss, mlm, disc_loss, gen_correct, disc_logits, flat.numel()
+
+
+def task_pretrain(torch, args):
+    gen, disc = pretraining_models(torch, args.attn)
+    optim, params = adamw(torch, [gen, disc], 5e-4)
+    ids, types, mask = (t.to(DEVICE) for t in synthetic_batch(torch, args.batch, args.seq, args.seed))
     predictions = [0]
 
     def step():
-        # Masking: k positions per row among non-special tokens, 85% of them shown as [MASK].
-        scores = torch.rand(b, s, device=DEVICE).masked_fill(special, -1.0)
-        flat = (scores.topk(k, dim=1).indices + row_offset).reshape(-1)  # [n]
-        targets = ids.reshape(-1)[flat]
-        gen_in = ids.reshape(-1).clone()
-        gen_in[flat[torch.rand(flat.numel(), device=DEVICE) < 0.85]] = MASK
-        hidden = gen.electra(input_ids=gen_in.view(b, s), attention_mask=mask, token_type_ids=types).last_hidden_state
-        picked = hidden.reshape(b * s, -1)[flat]  # [n, 64]: the vocabulary projection at masked positions only
-        logits = gen.generator_lm_head(gen.generator_predictions(picked))  # [n, vocab]
-        mlm = F.cross_entropy(logits, targets)
-        with torch.no_grad():
-            gen_correct = (logits.argmax(1) == targets).sum()
-            if args.sampling == "gumbel":
-                u = torch.rand_like(logits)
-                gumbel = -torch.log(-torch.log(u + 1e-9) + 1e-9)
-                sampled = (logits + gumbel).argmax(1)
-            else:  # inverse transform, one uniform per row, as our batch chunks sample
-                sampled = torch.multinomial(torch.softmax(logits, 1), 1).squeeze(1)
-            disc_in = ids.reshape(-1).clone()
-            disc_in[flat] = sampled
-            labels = (disc_in != ids.reshape(-1)).float().view(b, s)
-        disc_logits = disc(input_ids=disc_in.view(b, s), attention_mask=mask, token_type_ids=types).logits
-        bce = F.binary_cross_entropy_with_logits(disc_logits, labels, reduction="none")
-        disc_loss = (bce * maskf).sum() / maskf.sum()
-        loss = mlm + 50.0 * disc_loss
+        loss, mlm, disc_loss, gen_correct, disc_logits, n = pretraining_losses(
+            torch, gen, disc, ids, types, mask, args.sampling)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         # What the Rust step reads back: both losses, generator accuracy, discriminator logits.
         mlm.item(), disc_loss.item(), gen_correct.item(), disc_logits.detach().cpu().numpy()
-        predictions[0] = flat.numel()
+        predictions[0] = n
 
     times, util = timed(step, args.warmup, args.reps)
     return {"times_s": times, "cores_used": util, "masked_positions": predictions[0]}

@@ -38,13 +38,13 @@ use crate::backend;
 use crate::pretrain::DEFAULT_VOCAB;
 
 /// The inference backend.
-type Inner = backend::Backend;
+pub(crate) type Inner = backend::Backend;
 /// The training backend.
-type Ad = backend::AutodiffBackend;
+pub(crate) type Ad = backend::AutodiffBackend;
 
 /// BERT uncased: the vocabulary size and special ids of ELECTRA-Small.
 const VOCAB: usize = 30522;
-const SPECIAL: SpecialIds = SpecialIds { pad: 0, cls: 101, sep: 102, mask: 103, vocab_size: VOCAB };
+pub(crate) const SPECIAL: SpecialIds = SpecialIds { pad: 0, cls: 101, sep: 102, mask: 103, vocab_size: VOCAB };
 /// Ids below are special or `[unusedN]` in BERT uncased.
 const FIRST_WORD_ID: u64 = 999;
 /// The PyTorch side, relative to the repository root.
@@ -61,6 +61,9 @@ pub enum Target {
     Model,
     /// `electra prepare` against the Python reference (`scripts/bench_prepare.py`).
     Prepare,
+    /// Data-parallel scaling of the pre-training step: 1 process against `--world` processes,
+    /// ours and PyTorch DDP's (`scripts/bench_ddp.py`).
+    Scale,
 }
 
 /// One measurement, run in its own process.
@@ -91,7 +94,7 @@ impl Task {
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// `model` (default): pre-training, inference and fine-tuning of ELECTRA-Small;
-    /// `prepare`: the text pipeline.
+    /// `prepare`: the text pipeline; `scale`: data-parallel pre-training, 1 against N processes.
     #[arg(value_enum, default_value = "model")]
     pub target: Target,
     /// Smoke test: batch 32 only, 1 warm-up + 2 timed repetitions (prepare: one corpus, 1 run).
@@ -146,18 +149,25 @@ pub struct BenchArgs {
     /// Internal: run one measurement in this process and print it as one JSON line.
     #[arg(long, value_enum, hide = true)]
     pub worker: Option<Task>,
+    /// scale: the data-parallel settings.
+    #[command(flatten)]
+    pub scale: crate::bench_scale::ScaleArgs,
 }
 
 /// Runs `electra bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(task) = args.worker {
-        let out = worker(task, args)?;
+        let out = match args.target {
+            Target::Scale => crate::bench_scale::worker(task, args)?,
+            Target::Model | Target::Prepare => worker(task, args)?,
+        };
         println!("{out}");
         return Ok(());
     }
     match args.target {
         Target::Model => bench_model(args),
         Target::Prepare => bench_prepare(args),
+        Target::Scale => crate::bench_scale::bench_scale(args),
     }
 }
 
@@ -165,7 +175,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 // Measurements (worker processes)
 
 /// Peak resident memory of this process so far (`VmHWM`), in KiB.
-fn vm_hwm_kib() -> Option<u64> {
+pub(crate) fn vm_hwm_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -185,7 +195,7 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Times `step` `reps` times after `warmup` untimed runs; returns the times and the CPU time
 /// over the timed wall time (the number of cores kept busy).
-fn timed(warmup: usize, reps: usize, mut step: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, Option<f64>)> {
+pub(crate) fn timed(warmup: usize, reps: usize, mut step: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, Option<f64>)> {
     for _ in 0..warmup {
         step()?;
     }
@@ -201,7 +211,7 @@ fn timed(warmup: usize, reps: usize, mut step: impl FnMut() -> Result<()>) -> Re
     Ok((times, cores))
 }
 
-fn sync(device: &<Inner as burn::tensor::backend::BackendTypes>::Device) -> Result<()> {
+pub(crate) fn sync(device: &<Inner as burn::tensor::backend::BackendTypes>::Device) -> Result<()> {
     <Inner as Backend>::sync(device).map_err(|e| anyhow!("backend sync failed: {e:?}"))
 }
 
@@ -216,7 +226,7 @@ fn synthetic_rng(stream: u64) -> ChaCha8Rng {
 
 /// `[CLS] A [SEP] B [SEP]` rows of random word ids, no padding, segment 1 on B (as the PyTorch
 /// side builds them).
-fn synthetic_batch(batch: usize, seq: usize, seed: u64) -> HostBatch {
+pub(crate) fn synthetic_batch(batch: usize, seq: usize, seed: u64) -> HostBatch {
     let mut rng = synthetic_rng(seed);
     let mid = seq / 2;
     let mut b = HostBatch {
@@ -244,7 +254,7 @@ fn synthetic_batch(batch: usize, seq: usize, seed: u64) -> HostBatch {
 
 /// The pre-training settings of the benchmark: the ELECTRA-Small recipe, without warm-up so that
 /// the updates are not zero.
-fn pretrain_config(batch: usize, seq: usize, chunk: usize) -> PretrainConfig {
+pub(crate) fn pretrain_config(batch: usize, seq: usize, chunk: usize) -> PretrainConfig {
     PretrainConfig {
         batch_size: batch,
         max_seq_len: seq,
@@ -255,7 +265,7 @@ fn pretrain_config(batch: usize, seq: usize, chunk: usize) -> PretrainConfig {
 }
 
 /// ELECTRA-Small with dropout on (the training setting).
-fn small() -> ElectraConfig {
+pub(crate) fn small() -> ElectraConfig {
     ElectraConfig { vocab_size: VOCAB, ..ElectraConfig::small() }
 }
 
@@ -375,7 +385,7 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
     Ok(out)
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     electra_finetune::metrics::median(values).unwrap_or(f64::NAN)
 }
 
@@ -426,7 +436,7 @@ fn task_flops(task: Task, batch: usize, seq: usize, masked: usize) -> Result<(f6
 // Driver: one process per measurement, ours then theirs, then the report.
 
 /// Rows per batch chunk on our side.
-fn chunk(args: &BenchArgs) -> usize {
+pub(crate) fn chunk(args: &BenchArgs) -> usize {
     args.chunk.unwrap_or(backend::DEFAULT_CHUNK)
 }
 
@@ -435,7 +445,7 @@ fn threads(args: &BenchArgs) -> usize {
 }
 
 /// `rel` under the current directory, else under the repository this binary was built from.
-fn repo_file(rel: &str) -> PathBuf {
+pub(crate) fn repo_file(rel: &str) -> PathBuf {
     let here = PathBuf::from(rel);
     if here.exists() {
         return here;
@@ -444,7 +454,7 @@ fn repo_file(rel: &str) -> PathBuf {
 }
 
 /// Runs a child and parses the last line of its standard output as JSON.
-fn run_json(mut cmd: Command, what: &str) -> Result<Value> {
+pub(crate) fn run_json(mut cmd: Command, what: &str) -> Result<Value> {
     let output = cmd
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
@@ -491,12 +501,12 @@ fn plans(args: &BenchArgs) -> Vec<Plan> {
 }
 
 /// The PyTorch side: the script and what `--task check` said, or why it is absent.
-struct Python {
-    script: PathBuf,
-    check: Value,
+pub(crate) struct Python {
+    pub(crate) script: PathBuf,
+    pub(crate) check: Value,
 }
 
-fn find_python(args: &BenchArgs, threads: usize) -> std::result::Result<Python, String> {
+pub(crate) fn find_python(args: &BenchArgs, threads: usize) -> std::result::Result<Python, String> {
     if args.no_python {
         return Err("--no-python".into());
     }
@@ -523,7 +533,7 @@ fn torch_device(args: &BenchArgs) -> &str {
     }
 }
 
-fn thread_env(cmd: &mut Command, threads: usize) {
+pub(crate) fn thread_env(cmd: &mut Command, threads: usize) {
     let n = threads.to_string();
     for var in ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"] {
         cmd.env(var, &n);
@@ -560,7 +570,7 @@ fn theirs(py: &Python, task: Task, plan: &Plan, args: &BenchArgs, threads: usize
     run_json(cmd, &format!("the PyTorch {} task", task.name()))
 }
 
-fn num(v: &Value, key: &str) -> Option<f64> {
+pub(crate) fn num(v: &Value, key: &str) -> Option<f64> {
     v.get(key).and_then(Value::as_f64)
 }
 
@@ -575,7 +585,7 @@ fn derive(m: &mut Value, tokens: usize, flops: f64, peak: Option<f64>) {
 }
 
 /// UTC `YYYYMMDD-HHMMSS` (days-to-civil from Howard Hinnant's algorithm).
-fn utc_stamp() -> String {
+pub(crate) fn utc_stamp() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
@@ -590,19 +600,19 @@ fn utc_stamp() -> String {
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn git_commit() -> Option<String> {
+pub(crate) fn git_commit() -> Option<String> {
     let out = Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn write_report(args: &BenchArgs, prefix: &str, report: &Value) -> Result<PathBuf> {
+pub(crate) fn write_report(args: &BenchArgs, prefix: &str, report: &Value) -> Result<PathBuf> {
     let path = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/bench/{prefix}-{}.json", utc_stamp())));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -612,7 +622,7 @@ fn write_report(args: &BenchArgs, prefix: &str, report: &Value) -> Result<PathBu
     Ok(path)
 }
 
-fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+pub(crate) fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
 }
 

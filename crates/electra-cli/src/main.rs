@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod bench_scale;
 mod finetune;
 mod infer;
 mod input;
@@ -61,7 +62,8 @@ enum Command {
         #[command(flatten)]
         common: infer::Common,
     },
-    /// Benchmark against PyTorch + transformers: `bench` (model steps) or `bench prepare`.
+    /// Benchmark against PyTorch + transformers: `bench` (model steps), `bench prepare` or
+    /// `bench scale` (data-parallel pre-training against PyTorch DDP).
     Bench(bench::BenchArgs),
 }
 
