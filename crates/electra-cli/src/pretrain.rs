@@ -359,40 +359,28 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         }
         _ => None,
     };
-    if args.rank > 0 {
-        let peer = peer.as_ref().context("a rank above 0 needs a coordinator")?;
-        let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };
-        let result = electra_train::pretrain_dist::<AutodiffBackend>(
-            &config,
-            &tokenizer,
-            &paths,
-            mode,
-            &backend::device(),
-            &electra_train::NoProgress,
-            &cancel,
-            peer,
+    let lead = args.rank == 0;
+    if lead {
+        eprintln!(
+            "pre-training on {} ({}): discriminator {} layers x {}, generator x {}, {} steps of {} x {} tokens",
+            backend::NAME,
+            data.display(),
+            networks.discriminator.num_hidden_layers,
+            networks.discriminator.hidden_size,
+            networks.generator.hidden_size,
+            config.steps,
+            config.batch_size,
+            config.max_seq_len
         );
-        peer.finish().ok();
-        let summary = result?;
-        eprintln!("rank {}: {} steps done ({:.0} s)", args.rank, summary.steps_this_run, summary.seconds);
-        return Ok(());
     }
-    eprintln!(
-        "pre-training on {} ({}): discriminator {} layers x {}, generator x {}, {} steps of {} x {} tokens",
-        backend::NAME,
-        data.display(),
-        networks.discriminator.num_hidden_layers,
-        networks.discriminator.hidden_size,
-        networks.generator.hidden_size,
-        config.steps,
-        config.batch_size,
-        config.max_seq_len
-    );
     let bar = ProgressBar::new(config.steps).with_style(
         ProgressStyle::with_template("{spinner} step {pos}/{len} {bar:25} {elapsed_precise} ETA {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Rank 0 alone reports progress (the ranks run in step).
     let progress = TrainBar { bar };
+    let quiet = electra_train::NoProgress;
+    let reporter: &dyn Progress = if lead { &progress } else { &quiet };
     let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };
     let local = electra_train::dist::Local;
     let dist: &dyn electra_train::dist::Reduce = match &peer {
@@ -405,7 +393,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         &paths,
         mode,
         &backend::device(),
-        &progress,
+        reporter,
         &cancel,
         dist,
     );
@@ -414,6 +402,10 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     }
     let summary = result?;
     progress.bar.finish_and_clear();
+    if !lead {
+        eprintln!("rank {}: {} steps done ({:.0} s)", args.rank, summary.steps_this_run, summary.seconds);
+        return Ok(());
+    }
     if args.world > 1 {
         println!("\n{} ranks on one global batch of {}", args.world, config.batch_size);
     }
