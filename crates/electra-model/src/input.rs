@@ -93,7 +93,7 @@ impl<B: Backend> InputBatch<B> {
     /// Whether any position is padding (known on the host, so no device read).
     #[must_use]
     pub fn has_padding(&self) -> bool {
-        self.mask_host.iter().any(|&m| m == 0)
+        self.mask_host.contains(&0)
     }
 }
 

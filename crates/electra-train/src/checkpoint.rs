@@ -154,6 +154,9 @@ pub fn latest_checkpoint(root: &Path, run_id: Option<&str>) -> Result<Option<Che
     Ok(list_checkpoints(root)?.into_iter().rev().find(|c| run_id.is_none() || c.run_id.as_deref() == run_id))
 }
 
+/// A pre-training module and its optimiser.
+type ModelAndOptim<B> = (ElectraPreTraining<B>, Optim<ElectraPreTraining<B>, B>);
+
 /// Reads the model and optimiser of a checkpoint into `model` and `optim`.
 ///
 /// # Errors
@@ -163,7 +166,7 @@ pub fn load_checkpoint<B: AutodiffBackend>(
     model: ElectraPreTraining<B>,
     optim: Optim<ElectraPreTraining<B>, B>,
     device: &B::Device,
-) -> Result<(ElectraPreTraining<B>, Optim<ElectraPreTraining<B>, B>)> {
+) -> Result<ModelAndOptim<B>> {
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     let bad = |e: String| Error::Checkpoint { path: dir.to_path_buf(), message: e };
     let model = model.load_file(dir.join("model"), &recorder, device).map_err(|e| bad(e.to_string()))?;

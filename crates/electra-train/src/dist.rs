@@ -455,7 +455,7 @@ impl Coordinator {
     /// A refused rank (the message names it and the difference; every rank is told), a lost
     /// rank (every other rank is told which), or a protocol error.
     pub fn serve(self, join_wait: Duration) -> Result<()> {
-        let (tx, rx) = mpsc::channel::<(usize, std::io::Result<(u8, Vec<u8>)>)>();
+        let (tx, rx) = mpsc::channel::<FrameFrom>();
         let mut writers: Vec<Option<BufWriter<TcpStream>>> = (0..self.world).map(|_| None).collect();
         let mut hellos: Vec<Option<Hello>> = vec![None; self.world];
         self.listener.set_nonblocking(true).map_err(|e| collective(e.to_string()))?;
@@ -583,7 +583,7 @@ impl Coordinator {
 fn abort_all(
     writers: &mut [Option<BufWriter<TcpStream>>],
     message: &str,
-    rx: &mpsc::Receiver<(usize, std::io::Result<(u8, Vec<u8>)>)>,
+    rx: &mpsc::Receiver<FrameFrom>,
     finished: &[bool],
 ) {
     broadcast(writers, ABORT, message.as_bytes());
@@ -602,6 +602,9 @@ fn abort_all(
         }
     }
 }
+
+/// A frame (kind, payload) read from a rank, or why the rank's stream ended.
+type FrameFrom = (usize, std::io::Result<(u8, Vec<u8>)>);
 
 fn broadcast(writers: &mut [Option<BufWriter<TcpStream>>], kind: u8, payload: &[u8]) {
     for w in writers.iter_mut().flatten() {

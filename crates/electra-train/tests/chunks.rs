@@ -1,6 +1,8 @@
 //! Batch chunks (`PretrainConfig::chunk_size`): a chunked step does not depend on the number of
 //! threads, and without randomness it computes the whole batch's step.
 
+#![allow(clippy::unwrap_used)]
+
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;

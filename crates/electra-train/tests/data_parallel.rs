@@ -2,6 +2,8 @@
 //! connection to a coordinator) reproduce the single-process run with the same global batch,
 //! and every rank holds the same parameters.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex};

@@ -2,6 +2,8 @@
 //! resumed produces the same losses, bit for bit, as the uninterrupted run; the exported models
 //! load back.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
