@@ -137,7 +137,11 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Gather<'_, B> {
         let len: usize = shape.iter().product();
         let present = match self.grads.remove::<B::InnerBackend, D>(param.id) {
             Some(g) => {
-                self.flat.extend(g.into_data().convert::<f32>().iter::<f32>());
+                let data = g.into_data();
+                match data.as_slice::<f32>() {
+                    Ok(values) => self.flat.extend_from_slice(values),
+                    Err(_) => self.flat.extend(data.convert::<f32>().iter::<f32>()),
+                }
                 true
             }
             None => {
@@ -286,12 +290,54 @@ fn read_frame(r: &mut impl Read, max: u64) -> std::io::Result<(u8, Vec<u8>)> {
     Ok((head[0], payload))
 }
 
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+/// Values whose little-endian bytes travel as they lie in memory (`f32`, `f64`).
+trait Wire: bytemuck::Pod {
+    const KIND: u8;
+    fn from_le(bytes: &[u8]) -> Self;
+    fn to_le(self) -> Vec<u8>;
 }
 
-fn f64_bytes(values: &[f64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+impl Wire for f32 {
+    const KIND: u8 = SUM_F32;
+    fn from_le(b: &[u8]) -> Self {
+        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn to_le(self) -> Vec<u8> {
+        self.to_le_bytes().to_vec()
+    }
+}
+
+impl Wire for f64 {
+    const KIND: u8 = SUM_F64;
+    fn from_le(b: &[u8]) -> Self {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        f64::from_le_bytes(a)
+    }
+    fn to_le(self) -> Vec<u8> {
+        self.to_le_bytes().to_vec()
+    }
+}
+
+/// The little-endian bytes of `values`: the values' own memory on little-endian machines (no
+/// copy of a gradient buffer), converted elsewhere.
+fn le_bytes<T: Wire>(values: &[T]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+    } else {
+        std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le()).collect())
+    }
+}
+
+/// Values from little-endian bytes (a copy when `bytes` is not aligned for `T`).
+fn from_le_bytes<T: Wire>(bytes: &[u8]) -> Vec<T> {
+    let size = std::mem::size_of::<T>();
+    if cfg!(target_endian = "little")
+        && let Ok(v) = bytemuck::try_cast_slice::<u8, T>(bytes)
+    {
+        return v.to_vec();
+    }
+    bytes.chunks_exact(size).map(T::from_le).collect()
 }
 
 /// A rank's connection to the coordinator.
@@ -345,7 +391,7 @@ impl Peer {
             stream: Mutex::new((BufReader::with_capacity(1 << 20, reader), BufWriter::with_capacity(1 << 20, stream))),
         };
         let text = serde_json::to_vec(hello).map_err(|e| collective(e.to_string()))?;
-        let answer = peer.exchange_shared(0, &text)?;
+        let answer = peer.exchange(0, &text, &mut [])?;
         if !answer.is_empty() {
             return Err(collective(String::from_utf8_lossy(&answer).into_owned()));
         }
@@ -353,8 +399,10 @@ impl Peer {
         Ok(peer)
     }
 
-    /// Sends one frame and waits for the coordinator's answer (a result, or an abort).
-    fn exchange_shared(&self, kind: u8, payload: &[u8]) -> Result<Vec<u8>> {
+    /// Sends one frame and waits for the coordinator's answer (a result, or an abort); the
+    /// result's payload is written into `answer` when it has `answer`'s length, and returned
+    /// otherwise.
+    fn exchange(&self, kind: u8, payload: &[u8], answer: &mut [u8]) -> Result<Vec<u8>> {
         let coordinator = self.coordinator;
         let lost = |e: std::io::Error| match e.kind() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
@@ -372,12 +420,40 @@ impl Peer {
                 _ => Err(lost(e)),
             };
         }
-        let (answer, body) = read_frame(reader, u64::MAX).map_err(lost)?;
-        match answer {
+        let mut head = [0u8; 9];
+        reader.read_exact(&mut head).map_err(lost)?;
+        let mut len_bytes = [0u8; 8];
+        len_bytes.copy_from_slice(&head[1..]);
+        let len = u64::from_le_bytes(len_bytes) as usize;
+        if head[0] == RESULT && len == answer.len() && len > 0 {
+            reader.read_exact(answer).map_err(lost)?;
+            return Ok(Vec::new());
+        }
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body).map_err(lost)?;
+        match head[0] {
             RESULT => Ok(body),
             ABORT => Err(collective(String::from_utf8_lossy(&body).into_owned())),
             other => Err(collective(format!("unexpected frame {other} from the coordinator"))),
         }
+    }
+
+    /// Sums `values` over the ranks in place.
+    fn sum<T: Wire>(&self, values: &mut [T]) -> Result<()> {
+        if cfg!(target_endian = "little") {
+            let payload = bytemuck::cast_slice::<T, u8>(values).to_vec();
+            let rest = self.exchange(T::KIND, &payload, bytemuck::cast_slice_mut(values))?;
+            if !rest.is_empty() {
+                return Err(collective(format!("a sum of {} bytes for {} values", rest.len(), values.len())));
+            }
+            return Ok(());
+        }
+        let body = self.exchange(T::KIND, &le_bytes(values), &mut [])?;
+        if body.len() != std::mem::size_of_val(values) {
+            return Err(collective(format!("a sum of {} bytes for {} values", body.len(), values.len())));
+        }
+        values.copy_from_slice(&from_le_bytes::<T>(&body));
+        Ok(())
     }
 
     /// Tells the coordinator this rank is done (it exits once every rank is).
@@ -385,7 +461,7 @@ impl Peer {
     /// # Errors
     /// The connection.
     pub fn finish(&self) -> Result<()> {
-        self.exchange_shared(FINISH, &[]).map(|_| ())
+        self.exchange(FINISH, &[], &mut []).map(|_| ())
     }
 }
 
@@ -397,26 +473,10 @@ impl Reduce for Peer {
         self.rank
     }
     fn sum_f32(&self, values: &mut [f32]) -> Result<()> {
-        let body = self.exchange_shared(SUM_F32, &f32_bytes(values))?;
-        if body.len() != values.len() * 4 {
-            return Err(collective(format!("sum of {} bytes for {} values", body.len(), values.len())));
-        }
-        for (v, b) in values.iter_mut().zip(body.chunks_exact(4)) {
-            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-        Ok(())
+        self.sum(values)
     }
     fn sum_f64(&self, values: &mut [f64]) -> Result<()> {
-        let body = self.exchange_shared(SUM_F64, &f64_bytes(values))?;
-        if body.len() != values.len() * 8 {
-            return Err(collective(format!("sum of {} bytes for {} values", body.len(), values.len())));
-        }
-        for (v, b) in values.iter_mut().zip(body.chunks_exact(8)) {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            *v = f64::from_le_bytes(a);
-        }
-        Ok(())
+        self.sum(values)
     }
 }
 
@@ -618,31 +678,20 @@ fn add_in_rank_order(parts: &[(u8, Vec<u8>)]) -> Result<Vec<u8>> {
     if parts.iter().any(|(k, b)| k != kind || b.len() != first.len()) {
         return Err(collective("ranks reduced buffers of different kinds or lengths"));
     }
-    Ok(match *kind {
-        SUM_F32 => {
-            let mut acc: Vec<f32> = first.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            for (_, body) in &parts[1..] {
-                for (a, b) in acc.iter_mut().zip(body.chunks_exact(4)) {
-                    *a += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                }
+    fn add<T: Wire + std::ops::AddAssign>(parts: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut acc: Vec<T> = from_le_bytes(&parts[0].1);
+        for (_, body) in &parts[1..] {
+            if cfg!(target_endian = "little")
+                && let Ok(values) = bytemuck::try_cast_slice::<u8, T>(body)
+            {
+                acc.iter_mut().zip(values).for_each(|(a, &b)| *a += b);
+            } else {
+                acc.iter_mut().zip(body.chunks_exact(std::mem::size_of::<T>())).for_each(|(a, b)| *a += T::from_le(b));
             }
-            f32_bytes(&acc)
         }
-        _ => {
-            let as_f64 = |b: &[u8]| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                f64::from_le_bytes(a)
-            };
-            let mut acc: Vec<f64> = first.chunks_exact(8).map(as_f64).collect();
-            for (_, body) in &parts[1..] {
-                for (a, b) in acc.iter_mut().zip(body.chunks_exact(8)) {
-                    *a += as_f64(b);
-                }
-            }
-            f64_bytes(&acc)
-        }
-    })
+        le_bytes(&acc).into_owned()
+    }
+    Ok(if *kind == SUM_F32 { add::<f32>(parts) } else { add::<f64>(parts) })
 }
 
 #[cfg(test)]
@@ -733,6 +782,27 @@ mod tests {
         assert!(err.contains("lost rank 1"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(server.join().unwrap_or_else(|_| panic!("coordinator panicked")).is_err());
+    }
+
+    #[test]
+    fn a_difference_in_vocabulary_data_or_world_is_named() {
+        let base = |v: &str, d: &str| {
+            let fingerprints = [("config", "c"), ("vocabulary", v), ("data manifest", d)]
+                .into_iter()
+                .map(|(k, x)| (k.to_string(), x.to_string()))
+                .collect();
+            Hello { protocol: PROTOCOL, job: "c".into(), world: 2, rank: 1, fingerprints }
+        };
+        let rank0 = base("v1", "d1");
+        assert_eq!(base("v1", "d1").differs_from(&rank0), None);
+        let vocab = base("v2", "d1").differs_from(&rank0).unwrap_or_default();
+        assert!(vocab.contains("vocabulary differs") && vocab.contains("v2 vs v1"), "{vocab}");
+        let data = base("v1", "d2").differs_from(&rank0).unwrap_or_default();
+        assert!(data.contains("data manifest differs"), "{data}");
+        let world = Hello { world: 3, ..base("v1", "d1") }.differs_from(&rank0).unwrap_or_default();
+        assert!(world.contains("--world 3"), "{world}");
+        let job = Hello { job: "other".into(), ..base("v1", "d1") }.differs_from(&rank0).unwrap_or_default();
+        assert!(job.contains("another job"), "{job}");
     }
 
     #[test]
