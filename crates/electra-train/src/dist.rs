@@ -666,10 +666,22 @@ fn abort_all(
 /// A frame (kind, payload) read from a rank, or why the rank's stream ended.
 type FrameFrom = (usize, std::io::Result<(u8, Vec<u8>)>);
 
+/// Sends one frame to every connected rank (large payloads to all ranks at once). A failed
+/// write is left to that rank's reader, which sees the connection end.
 fn broadcast(writers: &mut [Option<BufWriter<TcpStream>>], kind: u8, payload: &[u8]) {
-    for w in writers.iter_mut().flatten() {
-        let _ = write_frame(w, kind, payload);
+    if payload.len() < 1 << 20 {
+        for w in writers.iter_mut().flatten() {
+            let _ = write_frame(w, kind, payload);
+        }
+        return;
     }
+    std::thread::scope(|scope| {
+        for w in writers.iter_mut().flatten() {
+            scope.spawn(move || {
+                let _ = write_frame(w, kind, payload);
+            });
+        }
+    });
 }
 
 /// The element-wise sum of one buffer per rank, added in rank order.
