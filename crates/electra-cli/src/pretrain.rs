@@ -87,7 +87,7 @@ struct PrepareBar {
 
 /// The files of a preparation in its output directory (what a fresh `electra prepare` refuses
 /// and `--overwrite` deletes).
-const PREPARED_FILES: &[&str] = &[electra_tokenizer::dataset::MANIFEST_FILE, "prepare-state.json"];
+const PREPARED_FILES: &[&str] = &[electra_tokenizer::dataset::MANIFEST_FILE, electra_tokenizer::prepare::STATE_FILE];
 const SHARD_PREFIXES: &[&str] = &["train-", "validation-"];
 
 impl PrepareProgress for PrepareBar {
@@ -243,9 +243,7 @@ pub fn quick_config() -> PretrainConfig {
 /// The `chunk_size` recorded in a run directory's `config.json`: `None` when there is no readable
 /// config, `Some(None)` for a run without chunks.
 fn saved_chunk_size(out: &Path) -> Option<Option<usize>> {
-    let text = std::fs::read_to_string(out.join("config.json")).ok()?;
-    let saved: PretrainConfig = serde_json::from_str(&text).ok()?;
-    Some(saved.chunk_size)
+    electra_train::checkpoint::saved_config(out).ok().map(|c| c.chunk_size)
 }
 
 struct TrainBar {
