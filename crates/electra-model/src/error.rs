@@ -62,6 +62,11 @@ pub enum Error {
         message: String,
     },
 
+    /// A directory that is neither a model directory (`config.json`) nor a run's export
+    /// (`discriminator/config.json`).
+    #[error("{0}: not a model directory (no config.json, and no discriminator/config.json as an `electra pretrain` run exports)")]
+    NotAModel(PathBuf),
+
     /// A model directory without any weights file.
     #[error("{0}: no model.safetensors or pytorch_model.bin in this directory")]
     NoWeights(PathBuf),

@@ -15,6 +15,7 @@
 pub mod config;
 mod error;
 pub mod hf;
+pub mod init;
 pub mod input;
 pub mod layers;
 pub mod model;
