@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use electra_tokenizer::{Manifest, PrepareConfig, PrepareProgress, ShardInfo, Split, WordPieceTokenizer};
 use electra_tokenizer::Cancel;
 use electra_train::run_dir::{self, OutMode};
+use electra_train::config::InitFrom;
 use electra_train::{EvalMetrics, ModelSpec, PretrainConfig, Progress, RunPaths, StepMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -146,14 +147,26 @@ fn prepare_into(args: &PrepareArgs, cancel: &Cancel) -> Result<Manifest> {
 /// Options of `electra pretrain`.
 #[derive(Debug, clap::Args)]
 pub struct PretrainArgs {
-    /// A JSON training config (see configs/). Without it: the quick 4-layer CPU run.
+    /// A JSON training config (see configs/). Without it: the quick 4-layer CPU run, or with
+    /// --init the continued pre-training defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Continue pre-training from a checkpoint instead of random weights: a HuggingFace model
+    /// directory (ElectraForPreTraining, or any BERT/ELECTRA encoder) or a run's export
+    /// (discriminator/ and generator/). Its vocabulary is the run's (docs/user-guide.md,
+    /// "Continue from a checkpoint").
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// With --init: a separate generator directory (ElectraForMaskedLM). Without it the
+    /// export's generator/ is used, else a fresh one sharing the checkpoint's embeddings.
+    #[arg(long, requires = "init")]
+    pub init_generator: Option<PathBuf>,
     /// Corpus to prepare when --data has no manifest.json yet.
     #[arg(long, num_args = 1.., default_value = DEFAULT_CORPUS)]
     pub corpus: Vec<PathBuf>,
-    /// vocab.txt or tokenizer.json. Default: datasets/vocab/vocab.txt (BERT uncased) with
-    /// --config, datasets/vocab-8k/vocab.txt for the quick run.
+    /// vocab.txt or tokenizer.json. Default: the checkpoint's with --init,
+    /// datasets/vocab/vocab.txt (BERT uncased) with --config, datasets/vocab-8k/vocab.txt for
+    /// the quick run.
     #[arg(long)]
     pub vocab: Option<PathBuf>,
     /// Prepared shards (made from --corpus on first use). Default: OUT/data.
@@ -265,13 +278,15 @@ impl Progress for TrainBar {
     }
     fn on_eval(&self, e: &EvalMetrics) {
         self.bar.println(format!(
-            "eval @ {}: gen loss {:.3}, gen acc {:.3} (unigram {:.3}), disc AUC {:.3} (rarity {}), acc {:.3}, P {:.3} R {:.3}, replaced {:.3}",
+            "eval @ {}: gen loss {:.3}, gen acc {:.3} (unigram {:.3}), disc AUC {:.3} (rarity {}), binned {}, unigram-probe {}, acc {:.3}, P {:.3} R {:.3}, replaced {:.3}",
             e.step,
             e.mlm_loss,
             e.gen_accuracy,
             e.unigram_accuracy,
             e.auc,
             e.rarity_auc.map_or_else(|| "-".to_string(), |r| format!("{r:.3}")),
+            e.binned_auc.map_or_else(|| "-".to_string(), |r| format!("{r:.3}")),
+            e.unigram_auc.map_or_else(|| "-".to_string(), |r| format!("{r:.3}")),
             e.disc_accuracy,
             e.precision,
             e.recall,
@@ -283,13 +298,63 @@ impl Progress for TrainBar {
     }
 }
 
+/// The run's vocabulary: the checkpoint's with `init` (where `--vocab`, if given, must be the
+/// same vocabulary), else `--vocab` or the default for the kind of run.
+fn run_tokenizer(args: &PretrainArgs, config: &PretrainConfig) -> Result<WordPieceTokenizer> {
+    let load = |path: &Path| {
+        if !path.exists() {
+            bail!("vocabulary not found: {} (run from the repository root or pass --vocab)", path.display());
+        }
+        WordPieceTokenizer::from_path(path).with_context(|| format!("cannot load the vocabulary {}", path.display()))
+    };
+    let Some(init) = &config.init else {
+        let vocab = args.vocab.clone().unwrap_or_else(|| {
+            PathBuf::from(if args.config.is_some() { DEFAULT_VOCAB } else { QUICK_VOCAB })
+        });
+        return load(&vocab);
+    };
+    let source = init.source()?;
+    let checkpoint = WordPieceTokenizer::from_path(&source.discriminator).with_context(|| {
+        format!("{}: no usable vocabulary (vocab.txt or tokenizer.json) beside the checkpoint", source.discriminator.display())
+    })?;
+    if let Some(path) = &args.vocab {
+        let given = load(path)?;
+        if given.vocab_sha256() != checkpoint.vocab_sha256() {
+            bail!(
+                "--vocab {} ({} entries, sha256 {}) is not the vocabulary of the checkpoint {} ({} entries, sha256 {}); \
+                 a continued run uses the checkpoint's vocabulary: drop --vocab",
+                path.display(),
+                given.vocab_size(),
+                given.vocab_sha256(),
+                checkpoint.source().display(),
+                checkpoint.vocab_size(),
+                checkpoint.vocab_sha256()
+            );
+        }
+    }
+    Ok(checkpoint)
+}
+
+/// `path` made absolute (a run records it in config.json and may be resumed from elsewhere).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
 /// Pre-trains (preparing the data on first use) and prints a summary.
 pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     let mode = OutMode::from_flags(args.resume, args.overwrite)?;
-    let mut config = match &args.config {
-        Some(path) => PretrainConfig::from_file(path)?,
-        None => quick_config(),
+    let init = match &args.init {
+        Some(dir) => Some(InitFrom { dir: absolute(dir)?, generator: args.init_generator.as_deref().map(absolute).transpose()? }),
+        None => None,
     };
+    let mut config = match (&args.config, &init) {
+        (Some(path), _) => PretrainConfig::from_file(path)?,
+        (None, Some(init)) => PretrainConfig::continued(init.clone()),
+        (None, None) => quick_config(),
+    };
+    if init.is_some() {
+        config.init = init;
+    }
     if let Some(steps) = args.steps {
         config.steps = steps;
     }
@@ -302,14 +367,8 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         };
     }
     config.validate()?;
-    let vocab = args.vocab.clone().unwrap_or_else(|| {
-        PathBuf::from(if args.config.is_some() { DEFAULT_VOCAB } else { QUICK_VOCAB })
-    });
-    if !vocab.exists() {
-        bail!("vocabulary not found: {} (run from the repository root or pass --vocab)", vocab.display());
-    }
-    let tokenizer = WordPieceTokenizer::from_path(&vocab)
-        .with_context(|| format!("cannot load the vocabulary {}", vocab.display()))?;
+    let tokenizer = run_tokenizer(args, &config)?;
+    let vocab = tokenizer.source().to_path_buf();
     let data = args.data.clone().unwrap_or_else(|| args.out.join("data"));
     if args.world == 0 || args.rank >= args.world {
         bail!("--rank {} is not in 0..--world {}", args.rank, args.world);
@@ -359,6 +418,13 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     };
     let lead = args.rank == 0;
     if lead {
+        if let Some(init) = &config.init {
+            eprintln!(
+                "continuing from {} (generator: {})",
+                init.dir.display(),
+                init.source()?.generator.map_or_else(|| "fresh, sharing its embeddings".to_string(), |g| g.display().to_string())
+            );
+        }
         eprintln!(
             "pre-training on {} ({}): discriminator {} layers x {}, generator x {}, {} steps of {} x {} tokens",
             backend::NAME,
@@ -422,6 +488,19 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
                     "                 context-free baseline: AUC {r:.3} from token rarity alone ({:+.3}: {})",
                     e.auc - r,
                     if e.auc > r + 0.05 { "the discriminator uses context" } else { "no clear use of context yet" }
+                );
+            }
+            if let (Some(b), Some(br), Some(u), Some(ur)) =
+                (e.binned_auc, e.binned_rarity_auc, e.unigram_auc, e.unigram_rarity_auc)
+            {
+                println!("context probes   AUC within frequency bins {b:.3} (rarity {br:.3}); AUC on unigram replacements {u:.3} (rarity {ur:.3})");
+                println!(
+                    "                 {}",
+                    if e.reads_context() == Some(true) {
+                        "the discriminator reads context: both probes clear their rarity baselines"
+                    } else {
+                        "no clear use of context yet: a probe is within 0.05 of its rarity baseline"
+                    }
                 );
             }
             println!("replaced tokens  {:.3} of real tokens ({} validation examples)", e.replaced_fraction, e.examples);

@@ -1,7 +1,8 @@
 //! [`PretrainConfig`]: every setting of a pre-training run, read from a JSON file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use electra_model::init::InitSource;
 use electra_model::{ElectraConfig, PreTrainingConfig};
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +29,42 @@ pub enum ModelSpec {
     Custom(Box<ElectraConfig>),
 }
 
+/// Continued pre-training: the checkpoint both networks start from (see
+/// [`electra_model::init`] for what a directory may hold).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitFrom {
+    /// A HuggingFace model directory (`ElectraForPreTraining`, or any BERT/ELECTRA encoder) or
+    /// an `electra pretrain` run's export (`discriminator/` and `generator/`).
+    pub dir: PathBuf,
+    /// A separate generator directory (`ElectraForMaskedLM`). Without it: the export's
+    /// `generator/`, else a fresh generator `generator_size` times the discriminator's width
+    /// sharing the checkpoint's embeddings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<PathBuf>,
+}
+
+impl InitFrom {
+    /// The resolved directories.
+    ///
+    /// # Errors
+    /// A directory that holds no model.
+    pub fn source(&self) -> Result<InitSource> {
+        Ok(InitSource::resolve(&self.dir, self.generator.as_deref())?)
+    }
+}
+
 /// Every setting of a pre-training run. Defaults are the reference's ELECTRA-Small recipe
 /// (`../docs/user-guide.md` lists where the project deviates).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PretrainConfig {
-    /// Discriminator architecture.
+    /// Discriminator architecture (not with `init`, whose checkpoint gives it).
     pub model: ModelSpec,
+    /// Start from a checkpoint instead of random weights (continued pre-training). Absent in
+    /// the configs of runs from random initialisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitFrom>,
     /// Generator width as a fraction of the discriminator's (paper: 1/4 Small and Large, 1/3 Base).
     pub generator_size: f64,
     /// `electra` or `mlm`.
@@ -98,6 +128,7 @@ impl Default for PretrainConfig {
     fn default() -> Self {
         Self {
             model: ModelSpec::Preset("small".into()),
+            init: None,
             generator_size: 0.25,
             objective: Objective::Electra,
             max_seq_len: 128,
@@ -179,9 +210,38 @@ impl PretrainConfig {
         Ok(c)
     }
 
-    /// Both networks' architectures.
+    /// Both networks' architectures: the preset's (or custom config's) for a vocabulary of
+    /// `vocab_size`, or the checkpoint's with `init`, whose vocabulary must have `vocab_size`
+    /// entries.
+    ///
+    /// # Errors
+    /// Unknown presets, invalid or unreadable configs, a checkpoint whose vocabulary size or
+    /// positions do not fit (naming its config file).
     pub fn networks(&self, vocab_size: usize) -> Result<PreTrainingConfig> {
-        Ok(PreTrainingConfig::new(self.discriminator(vocab_size)?, self.generator_size)?)
+        let Some(init) = &self.init else {
+            return Ok(PreTrainingConfig::new(self.discriminator(vocab_size)?, self.generator_size)?);
+        };
+        let source = init.source()?;
+        let networks = source.networks(self.generator_size)?;
+        let file = source.discriminator.join(electra_model::hf::CONFIG_FILE);
+        let d = &networks.discriminator;
+        if d.vocab_size != vocab_size {
+            return Err(Error::Config(format!(
+                "{}: vocab_size {} differs from the vocabulary's {} entries (the vocabulary must be the checkpoint's)",
+                file.display(),
+                d.vocab_size,
+                vocab_size
+            )));
+        }
+        if d.max_position_embeddings < self.max_seq_len {
+            return Err(Error::Config(format!(
+                "max_seq_len {} exceeds max_position_embeddings {} of {}",
+                self.max_seq_len,
+                d.max_position_embeddings,
+                file.display()
+            )));
+        }
+        Ok(networks)
     }
 
     /// Rejects settings no run can use.
@@ -220,9 +280,47 @@ impl PretrainConfig {
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints must be at least 1".into());
         }
+        if self.init.is_some() {
+            if self.model != Self::default().model {
+                return bad("`model` and `init` exclude each other: the checkpoint gives the architecture".into());
+            }
+            if self.objective == Objective::Mlm {
+                return bad("objective `mlm` cannot start from a checkpoint (`init`); use `electra`".into());
+            }
+            // The generator size applies to a derived generator; the checkpoint is read later.
+            if !(self.generator_size > 0.0 && self.generator_size <= 1.0) {
+                return bad(format!("generator_size must be in (0, 1], got {}", self.generator_size));
+            }
+            return Ok(());
+        }
         self.discriminator(30522)?;
         PreTrainingConfig::new(self.discriminator(30522)?, self.generator_size)?;
         Ok(())
+    }
+
+    /// The defaults of continued pre-training from `init` (`electra pretrain --init DIR` without
+    /// `--config`): a run of minutes on a laptop CPU for a MiniLM-sized encoder, with the
+    /// schedule of continued training: a peak learning rate of 1e-4 (5x below ELECTRA-Small's
+    /// from-scratch 5e-4, as domain-adaptive pre-training uses for encoders that already read
+    /// context), a warm-up of 10% of the steps, Adam's bias correction (short warm-up), and the
+    /// checkpoint's own dropout. The generator, when derived, is a quarter of the
+    /// discriminator's width (the paper's ratio for Small and Large).
+    pub fn continued(init: InitFrom) -> Self {
+        Self {
+            init: Some(init),
+            max_seq_len: 128,
+            batch_size: 16,
+            steps: 300,
+            learning_rate: 1e-4,
+            warmup_steps: 30,
+            bias_correction: true,
+            log_every: 10,
+            eval_every: 100,
+            eval_batches: 8,
+            checkpoint_every: 100,
+            keep_checkpoints: 2,
+            ..Self::default()
+        }
     }
 
     /// The learning rate at `step` (0-based): `peak * min(1, step / warmup) * (1 - step / total)`.

@@ -60,10 +60,41 @@ pub struct EvalMetrics {
     /// it means the discriminator uses context. Absent in metrics files of older runs.
     #[serde(default)]
     pub rarity_auc: Option<f64>,
+    /// The context probe that rarity cannot carry: the mean of the discriminator's AUCs within
+    /// bins of tokens of similar frequency ([`crate::eval::binned_auc`]). Absent without the
+    /// rarity baseline and in older metrics files.
+    #[serde(default)]
+    pub binned_auc: Option<f64>,
+    /// The rarity scorer's binned AUC, on the same tokens: what is left of rarity within the
+    /// bins (near 0.5).
+    #[serde(default)]
+    pub binned_rarity_auc: Option<f64>,
+    /// The second context probe: the discriminator's AUC on the same held-out examples and
+    /// positions with every replacement drawn from the training split's unigram distribution
+    /// instead of the generator, so that replaced tokens are as rare as the originals.
+    #[serde(default)]
+    pub unigram_auc: Option<f64>,
+    /// The rarity scorer's AUC on the unigram probe (near 0.5 by construction).
+    #[serde(default)]
+    pub unigram_rarity_auc: Option<f64>,
     /// Fraction of real tokens that were replaced.
     pub replaced_fraction: f64,
     /// Examples evaluated.
     pub examples: usize,
+}
+
+/// How far above its rarity baseline a context probe must be for [`EvalMetrics::reads_context`].
+pub const CONTEXT_MARGIN: f64 = 0.05;
+
+impl EvalMetrics {
+    /// Whether the discriminator reads context: both probes ([`EvalMetrics::binned_auc`] and
+    /// [`EvalMetrics::unigram_auc`]) at least [`CONTEXT_MARGIN`] above their rarity baselines.
+    /// `None` when the probes were not computed.
+    pub fn reads_context(&self) -> Option<bool> {
+        let binned = self.binned_auc? - self.binned_rarity_auc?;
+        let unigram = self.unigram_auc? - self.unigram_rarity_auc?;
+        Some(binned >= CONTEXT_MARGIN && unigram >= CONTEXT_MARGIN)
+    }
 }
 
 /// ROC AUC of `(score, is_positive)` pairs (ties count one half); 0.5 when either class is

@@ -70,6 +70,8 @@ impl<B: Backend> Forward<B> {
 /// The random streams of one example: its masking and its generator samples.
 const MASK_STREAM: u64 = 0;
 const SAMPLE_STREAM: u64 = 1;
+/// The unigram probe's replacements ([`crate::eval`]).
+pub(crate) const UNIGRAM_STREAM: u64 = 2;
 
 /// The seeds of `rows` consecutive examples whose first is example `first` of the step (or of
 /// the evaluation) seeded by `seed`: every random draw of an example comes from its own seed, so

@@ -22,7 +22,7 @@ use crate::checkpoint::{
 };
 use crate::config::{Objective, PretrainConfig};
 use crate::data::Batches;
-use crate::eval::{RARITY_SAMPLE_TOKENS, evaluate, unigram_surprisal};
+use crate::eval::{RARITY_SAMPLE_TOKENS, Unigram, evaluate};
 use crate::metrics::{EvalMetrics, StepMetrics};
 use crate::optim::ElectraAdam;
 use crate::run_dir::{OutMode, claim};
@@ -67,6 +67,7 @@ pub const RUN_ENTRIES: &[&str] = &[
     CHECKPOINTS_DIR,
     "metrics.jsonl",
     "curves.svg",
+    "curves.png",
     "discriminator",
     "generator",
 ];
@@ -148,12 +149,30 @@ pub fn pretrain_dist<B: AutodiffBackend>(
         )));
     }
     let vocab_hash = tokenizer.vocab_sha256().to_string();
+    let manifest = Manifest::load(&paths.data_dir)?;
+    if !manifest.settings.vocab_sha256.eq_ignore_ascii_case(&vocab_hash) {
+        let hint = match &config.init {
+            Some(init) => format!(
+                "; a run continued from {} uses the checkpoint's vocabulary: prepare the data with it (a run without --data prepares OUT/data on first use)",
+                init.dir.display()
+            ),
+            None => String::new(),
+        };
+        return Err(Error::Config(format!(
+            "{} was prepared with another vocabulary ({} entries, sha256 {}) than this run's {} ({} entries, sha256 {}){hint}",
+            paths.data_dir.display(),
+            manifest.settings.vocab_size,
+            manifest.settings.vocab_sha256,
+            tokenizer.source().display(),
+            tokenizer.vocab_size(),
+            vocab_hash
+        )));
+    }
     let train = ShardReader::open(&paths.data_dir, Split::Train, &vocab_hash, config.max_seq_len)?;
     if train.is_empty() {
         return Err(Error::Config(format!("{}: the training split is empty", paths.data_dir.display())));
     }
     let valid = ShardReader::open(&paths.data_dir, Split::Validation, &vocab_hash, config.max_seq_len)?;
-    let manifest = Manifest::load(&paths.data_dir)?;
     let this_run = RunRecord::new(&vocab_hash, manifest.settings);
 
     // The run directory: refused, cleared or resumed before anything is written to it (by rank
@@ -169,19 +188,32 @@ pub fn pretrain_dist<B: AutodiffBackend>(
         // The MLM baseline trains the discriminator-sized encoder with an MLM head.
         networks = PreTrainingConfig { generator: networks.discriminator.clone(), ..networks };
     }
-    // The context-free baseline of the evaluation (only the ELECTRA objective has a discriminator).
-    let surprisal = match config.objective {
-        Objective::Electra if !valid.is_empty() => {
-            Some(unigram_surprisal(&train, tokenizer.vocab_size(), RARITY_SAMPLE_TOKENS)?)
-        }
+    let sp = tokenizer.special_tokens();
+    // The context-free baseline and the context probes of the evaluation (only the ELECTRA
+    // objective has a discriminator); the probe never draws a special token.
+    let unigram = match config.objective {
+        Objective::Electra if !valid.is_empty() => Some(Unigram::count(
+            &train,
+            tokenizer.vocab_size(),
+            RARITY_SAMPLE_TOKENS,
+            &[sp.pad, sp.cls, sp.sep, sp.mask],
+        )?),
         _ => None,
     };
-    let sp = tokenizer.special_tokens();
     let special = SpecialIds { pad: sp.pad, cls: sp.cls, sep: sp.sep, mask: sp.mask, vocab_size: tokenizer.vocab_size() };
     let continuation: Vec<bool> = tokenizer.vocab_tokens().iter().map(|t| t.starts_with("##")).collect();
     let masker = masker(config, special, config.whole_word.then_some(continuation))?;
 
-    let mut model = ElectraPreTraining::<B>::init(&networks, config.seed, device)?;
+    // Continued pre-training starts from the checkpoint (a resume reads its own checkpoint
+    // instead, into a module of the same architecture).
+    let mut model = match (&config.init, &resume_from) {
+        (Some(init), None) => {
+            let (model, kind) = init.source()?.load::<B>(config.generator_size, config.seed, device)?;
+            tracing::info!(dir = %init.dir.display(), ?kind, "continuing pre-training from a checkpoint");
+            model
+        }
+        _ => ElectraPreTraining::<B>::init(&networks, config.seed, device)?,
+    };
     let mut optim = ElectraAdam::from_config(config).init::<B, ElectraPreTraining<B>>();
     let mut start = 0;
     if let Some(checkpoint) = &resume_from {
@@ -232,7 +264,7 @@ pub fn pretrain_dist<B: AutodiffBackend>(
         }
         let eval_now = (config.eval_every > 0 && done % config.eval_every == 0) || done == config.steps;
         if eval_now && !valid.is_empty() {
-            let e = evaluate(&model.valid(), &valid, &masker, config, done, sp.pad, surprisal.as_deref())?;
+            let e = evaluate(&model.valid(), &valid, &masker, config, done, sp.pad, unigram.as_ref())?;
             metrics.write(&serde_json::json!({"kind": "eval", "metrics": e}))?;
             progress.on_eval(&e);
             last_eval = Some(e);
