@@ -10,6 +10,7 @@ use electra_finetune::data::{
     GenericOptions, GlueTask, TextTask, load_conll, load_generic_files, load_generic_single, load_glue, read_squad,
 };
 use electra_finetune::metrics;
+use electra_finetune::plot::CHART_FILES;
 use electra_finetune::run::{EpochRecord, Outputs, RunProgress, Scores};
 use electra_finetune::task::{TaskData, TaskOptions, argmax};
 use electra_finetune::{DepthRule, Feature, FinetuneConfig, HeadKind, HeadStyle, RunResult, Schedule, TaskModel};
@@ -112,13 +113,13 @@ pub struct FinetuneArgs {
     /// SQuAD 2.0: answer nothing when the null score exceeds the best span's by more than this.
     #[arg(long, default_value_t = 0.0)]
     pub null_threshold: f32,
-    /// Output directory: `seed-N/` per seed (model in HuggingFace layout, metrics) and
-    /// `summary.json`. A directory that already holds a fine-tuning run is refused unless
-    /// `--overwrite` is given.
+    /// Output directory: `seed-N/` per seed (model in HuggingFace layout, metrics),
+    /// `summary.json` and the chart (`curves.png`, `curves.svg`). A directory that already holds
+    /// a fine-tuning run is refused unless `--overwrite` is given.
     #[arg(long, default_value = "runs/finetune")]
     pub out: PathBuf,
-    /// Delete the run already in `--out` (its `summary.json` and `seed-*`; nothing else) before
-    /// starting.
+    /// Delete the run already in `--out` (its `summary.json`, chart and `seed-*`; nothing else)
+    /// before starting.
     #[arg(long)]
     pub overwrite: bool,
     /// Encoder initialisation.
@@ -347,10 +348,12 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
 }
 
 /// Claims `--out` for a fresh run: refused when it holds a fine-tuning run (`summary.json`,
-/// `seed-*`) unless `--overwrite`, which deletes those first. Fine-tuning has no `--resume`.
+/// the chart, `seed-*`) unless `--overwrite`, which deletes those first. Fine-tuning has no
+/// `--resume`.
 fn claim_out(args: &FinetuneArgs) -> Result<()> {
     let mode = OutMode::from_flags(false, args.overwrite)?;
-    match run_dir::claim(&args.out, mode, &["summary.json"], Some("seed-")) {
+    let markers: Vec<&str> = std::iter::once("summary.json").chain(CHART_FILES).collect();
+    match run_dir::claim(&args.out, mode, &markers, Some("seed-")) {
         Ok(_) => Ok(()),
         Err(electra_train::Error::RunExists { dir, found }) => bail!(
             "{} already holds a fine-tuning run ({found}); pass --overwrite to delete it and start again, or choose another --out",
@@ -419,7 +422,14 @@ fn summarise(args: &FinetuneArgs, name: &str, results: &[(RunResult, Option<Scor
     });
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     write_json(&args.out.join("summary.json"), &summary)?;
+    let runs: Vec<&RunResult> = results.iter().map(|(r, _)| r).collect();
+    electra_finetune::plot::write_curves(name, &runs, &args.out)?;
     println!("models and metrics in {}/seed-*/, summary in {}", args.out.display(), args.out.join("summary.json").display());
+    println!(
+        "curves (loss and dev scores per epoch and seed) in {} and {}",
+        args.out.join(CHART_FILES[1]).display(),
+        args.out.join(CHART_FILES[0]).display()
+    );
     Ok(())
 }
 

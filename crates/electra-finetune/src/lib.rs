@@ -11,6 +11,7 @@ mod error;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod run;
 pub mod step;
 pub mod task;

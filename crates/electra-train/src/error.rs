@@ -63,6 +63,14 @@ pub enum Error {
     /// Data-parallel training failed: a rank or the coordinator was lost, refused or timed out.
     #[error("data-parallel training: {0}")]
     Collective(String),
+    /// A chart could not be drawn.
+    #[error("cannot draw the chart {path}: {message}")]
+    Chart {
+        /// The image file.
+        path: PathBuf,
+        /// What the drawing library reported.
+        message: String,
+    },
     /// The run was asked to stop (Ctrl-C); a checkpoint was written.
     #[error("interrupted at step {0}; resume with --resume")]
     Interrupted(u64),
