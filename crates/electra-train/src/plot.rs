@@ -346,7 +346,8 @@ fn clean(s: &Series) -> Series {
 /// The most points a series is drawn with.
 const MAX_POINTS: usize = 2000;
 
-/// The y range: every point and `include`, padded by 6% (a flat series gets a visible band).
+/// The y range: every point and `include`, padded by 6% (a flat series gets a band of ±10%, or
+/// a unit scale when it is all zero).
 fn y_range(series: &[Series], include: &[f64]) -> std::ops::Range<f64> {
     let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let data = ys.clone().count() > 0;
@@ -357,7 +358,10 @@ fn y_range(series: &[Series], include: &[f64]) -> std::ops::Range<f64> {
         return a..b;
     }
     let span = hi - lo;
-    let pad = if span > 0.0 { span * 0.06 } else { (hi.abs() * 0.1).max(1e-6) };
+    if span == 0.0 && hi == 0.0 {
+        return -0.05..1.0; // all zero (a score that never moved): 0 at the bottom of a unit scale
+    }
+    let pad = if span > 0.0 { span * 0.06 } else { hi.abs() * 0.1 };
     lo - pad..hi + pad
 }
 
@@ -655,6 +659,19 @@ mod tests {
         let bytes = std::fs::read(path).expect("png");
         let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().expect("png");
         (reader.info().width, reader.info().height)
+    }
+
+    #[test]
+    fn flat_series_get_a_visible_y_range() {
+        let flat = |y: f64| {
+            let mut s = Series::new("s", 0, SeriesKind::Line);
+            s.points = vec![(1.0, y), (2.0, y)];
+            y_range(&[s], &[])
+        };
+        assert_eq!(flat(0.0), -0.05..1.0);
+        let r = flat(5e-4);
+        assert!(r.start < 5e-4 && r.end > 5e-4 && r.end - r.start < 2e-4, "{r:?}");
+        assert_eq!(y_range(&[], &[0.5]), 0.0..1.0);
     }
 
     #[test]
