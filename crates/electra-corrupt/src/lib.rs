@@ -21,3 +21,8 @@ pub use error::{Error, Result};
 pub use masking::{MaskedBatch, Masker, MaskingConfig, Scheme, SpecialIds};
 pub use replace::replace_tokens;
 pub use sampling::{ids_from_tensor, sample_tokens, sample_tokens_host, sample_tokens_host_by};
+
+/// The README's example, compiled (and run where it needs no files) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

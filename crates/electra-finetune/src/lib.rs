@@ -23,3 +23,8 @@ pub use model::{HeadKind, HeadStyle, TaskModel};
 pub use optim::DepthRule;
 pub use run::{Feature, FinetuneConfig, RunResult, Schedule, Target, best_epoch, finetune, is_better, predict};
 pub use step::{StepOutcome, train_step};
+
+/// The README's example, compiled (and run where it needs no files) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -70,6 +70,13 @@ pub enum Error {
     /// A model directory without any weights file.
     #[error("{0}: no model.safetensors or pytorch_model.bin in this directory")]
     NoWeights(PathBuf),
+
+    /// A PyTorch `pytorch_model.bin` met by a build without the `pytorch` feature.
+    #[error(
+        "{0}: reading a PyTorch .bin checkpoint needs electra-model's `pytorch` feature (on by default, off in this \
+         build); enable it, or save the model as model.safetensors"
+    )]
+    PytorchDisabled(PathBuf),
 }
 
 /// The model crate's result type.

@@ -1,7 +1,7 @@
 //! HuggingFace model directories: import and export.
 //!
-//! A model directory holds `config.json` and `model.safetensors` (or `pytorch_model.bin`), and
-//! usually `vocab.txt` / `tokenizer.json`. Tensor names are HuggingFace's, which the modules use
+//! A model directory holds `config.json` and `model.safetensors` (or `pytorch_model.bin`, read
+//! with the `pytorch` feature, on by default), and usually `vocab.txt` / `tokenizer.json`. Tensor names are HuggingFace's, which the modules use
 //! directly; the only mappings applied here are:
 //!
 //! | checkpoint                                   | this crate                          |
@@ -103,6 +103,20 @@ impl TensorMap {
     }
 
     /// Reads a PyTorch `pytorch_model.bin` (zip or legacy pickle).
+    ///
+    /// # Errors
+    /// [`Error::PytorchDisabled`] in a build without the `pytorch` feature.
+    #[cfg(not(feature = "pytorch"))]
+    pub fn read_pytorch(path: &Path) -> Result<Self> {
+        Err(Error::PytorchDisabled(path.to_path_buf()))
+    }
+
+    /// Reads a PyTorch `pytorch_model.bin` (zip or legacy pickle; the `pytorch` feature, on by
+    /// default).
+    ///
+    /// # Errors
+    /// The file is not a readable PyTorch checkpoint.
+    #[cfg(feature = "pytorch")]
     pub fn read_pytorch(path: &Path) -> Result<Self> {
         let reader = burn_store::pytorch::PytorchReader::new(path).map_err(|e| Error::BadCheckpoint {
             path: path.to_path_buf(),
@@ -127,7 +141,8 @@ impl TensorMap {
         Ok(Self::new(path, tensors))
     }
 
-    /// Reads the weights of a model directory (`model.safetensors`, else `pytorch_model.bin`).
+    /// Reads the weights of a model directory (`model.safetensors`, else `pytorch_model.bin`,
+    /// which needs the `pytorch` feature: without it, [`Error::PytorchDisabled`]).
     pub fn read_dir(dir: &Path) -> Result<Self> {
         let st = dir.join(SAFETENSORS_FILE);
         if st.is_file() {
@@ -422,4 +437,24 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `pytorch_model.bin` is read with the `pytorch` feature (here: refused as not a
+    /// checkpoint) and refused naming the feature without it.
+    #[test]
+    fn a_pytorch_bin_needs_the_pytorch_feature() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(PYTORCH_FILE), b"not a pickle").expect("write");
+        let e = TensorMap::read_dir(dir.path()).expect_err("no checkpoint");
+        if cfg!(feature = "pytorch") {
+            assert!(matches!(e, Error::BadCheckpoint { .. }), "{e}");
+        } else {
+            assert!(matches!(e, Error::PytorchDisabled(_)), "{e}");
+            assert!(e.to_string().contains("`pytorch` feature"), "{e}");
+        }
+    }
 }

@@ -4,7 +4,14 @@
 //! The encoders take three `[batch, seq]` integer tensors: token ids, segment (token type) ids,
 //! and the attention mask, **1 for a real token and 0 for padding**. [`InputBatch::pad`] builds
 //! all three from unpadded rows; [`int_tensor`] and [`float_tensor`] convert any other host
-//! values; [`to_host_f32`] reads a tensor back.
+//! values; [`to_host_f32`] reads a tensor back; [`sigmoid`] and [`softmax`] turn logits into
+//! probabilities on the host.
+//!
+//! From text: electra-tokenizer's `encode_pair` gives a `ModelInput` `m` (`[CLS] A [SEP]`);
+//! `InputBatch::pad(&[(&m.input_ids, &m.token_type_ids)], tokenizer.special_tokens().pad,
+//! &device)` makes the batch. The discriminator's outputs are logits; [`sigmoid`] makes a logit a
+//! probability. The `electra` binary, fine-tuning and the benchmarks all convert through this
+//! module.
 //!
 //! ```
 //! # use burn::backend::Flex;
@@ -41,6 +48,17 @@ pub fn to_host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 #[must_use]
 pub fn sigmoid(logit: f32) -> f32 {
     1.0 / (1.0 + (-logit).exp())
+}
+
+/// Probabilities from the logits of one softmax head (a sequence classifier's labels, a
+/// generator's vocabulary at one position): `e^(l - max) / sum`, on the host. Empty for no
+/// logits.
+#[must_use]
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
 }
 
 /// A padded batch on the device: the three `[batch, seq]` inputs of an encoder, and the host
@@ -114,5 +132,15 @@ mod tests {
         assert_eq!(ints(x.token_type_ids), vec![0, 1, 1, 0, 0, 0]);
         assert_eq!(ints(x.attention_mask), vec![1, 1, 1, 1, 1, 0]);
         assert!((sigmoid(0.0) - 0.5).abs() < 1e-7 && sigmoid(20.0) > 0.999_999);
+    }
+
+    #[test]
+    fn softmax_gives_probabilities_that_sum_to_one() {
+        let p = softmax(&[1.0, 3.0, 1.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{p:?}");
+        assert!((p[1] - 0.786_986).abs() < 1e-5 && (p[0] - p[2]).abs() < 1e-9, "{p:?}");
+        // No overflow for large logits; nothing for nothing.
+        assert_eq!(softmax(&[1000.0, 1000.0]), vec![0.5, 0.5]);
+        assert!(softmax(&[]).is_empty());
     }
 }

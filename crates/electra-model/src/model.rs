@@ -77,7 +77,8 @@ impl<B: Backend> ElectraModel<B> {
 pub struct DiscriminatorOutput<B: Backend> {
     /// `[batch, seq, hidden]` final hidden states.
     pub hidden: Tensor<B, 3>,
-    /// `[batch, seq]` logits that each token was replaced.
+    /// `[batch, seq]` logits that each token was replaced, before the sigmoid
+    /// ([`crate::input::sigmoid`] gives the probability).
     pub logits: Tensor<B, 2>,
 }
 

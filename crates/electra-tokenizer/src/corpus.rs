@@ -216,8 +216,9 @@ fn open_reader(file: &InputFile, count: Arc<AtomicU64>) -> Result<Box<dyn BufRea
         }
         #[allow(unreachable_patterns)]
         other => Err(Error::Config(format!(
-            "{}: {other:?} input needs the crate feature that reads it",
-            file.path.display()
+            "{}: {other:?} input needs electra-tokenizer's `{}` feature, which this build leaves out",
+            file.path.display(),
+            format!("{other:?}").to_lowercase()
         ))),
     }
 }
@@ -529,6 +530,29 @@ mod tests {
         );
         assert_eq!(c("a.json"), None);
         assert_eq!(c("a.md"), None);
+    }
+
+    /// A `.zst` input is decoded with the `zstd` feature, and refused naming the feature without it.
+    #[test]
+    fn a_zstd_input_needs_the_zstd_feature() {
+        let dir = std::env::temp_dir().join(format!("electra-tokenizer-zst-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("a.txt.zst");
+        // "hi\n" compressed by the zstd command-line tool (frame with checksum).
+        let bytes: [u8; 16] =
+            [0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x19, 0x00, 0x00, 0x68, 0x69, 0x0a, 0x34, 0x3d, 0x50, 0x92];
+        std::fs::write(&path, bytes).expect("write");
+        let files = resolve_inputs(&[&path]).expect("resolve");
+        let mut reader = DocumentReader::new(files, true);
+        let got = reader.next_document();
+        std::fs::remove_dir_all(&dir).ok();
+        if cfg!(feature = "zstd") {
+            let doc = got.expect("decoded").expect("one document");
+            assert_eq!(doc.lines, vec!["hi".to_string()]);
+        } else {
+            let e = got.expect_err("refused").to_string();
+            assert!(e.contains("`zstd` feature") && e.contains("a.txt.zst"), "{e}");
+        }
     }
 
     #[test]

@@ -16,11 +16,16 @@
 //! a seed and independent of the number of threads.
 //!
 //! ```
-//! use electra_tokenizer::{Result, WordPieceTokenizer};
+//! use electra_tokenizer::{NormalizerOptions, Result, WordPieceTokenizer};
 //!
 //! fn main() -> Result<()> {
-//!     # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/vocab");
-//!     let tok = WordPieceTokenizer::from_dir(dir)?; // e.g. "datasets/vocab"
+//!     // Usually `WordPieceTokenizer::from_dir("a/model/dir")?` (vocab.txt or tokenizer.json);
+//!     // here a vocabulary of a few words, BERT uncased.
+//!     let vocab: Vec<String> = "[PAD] [UNK] [CLS] [SEP] [MASK] the whale , at last ! a question passage"
+//!         .split(' ')
+//!         .map(String::from)
+//!         .collect();
+//!     let tok = WordPieceTokenizer::from_tokens(&vocab, NormalizerOptions::UNCASED, std::path::Path::new("vocab"))?;
 //!     let enc = tok.encode("The whale, at last!")?;
 //!     assert_eq!(enc.tokens, ["the", "whale", ",", "at", "last", "!"]);
 //!     let input = tok.encode_pair("a question", Some("a passage"), 128)?;
@@ -53,3 +58,8 @@ pub use tokenizer::{
     truncate_longest_first,
 };
 pub use vocab::{VocabTrainingConfig, train_vocab, train_vocab_with, write_vocab_txt};
+
+/// The README's example, compiled (and run where it needs no files) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -31,3 +31,8 @@ pub use trainer::{NoProgress, Progress, RunPaths, Summary, pretrain, pretrain_di
 pub(crate) fn hf_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     Ok(electra_model::hf::write_atomic(path, bytes)?)
 }
+
+/// The README's example, compiled (and run where it needs no files) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
