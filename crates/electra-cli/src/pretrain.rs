@@ -513,7 +513,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     }
     println!("generator     -> {}", summary.generator_dir.display());
     println!("metrics       -> {}", summary.metrics.display());
-    println!("curves        -> {}", summary.plot.display());
+    println!("curves        -> {} and {}", summary.plot.display(), electra_train::plot::png_path(&summary.plot).display());
     Ok(())
 }
 

@@ -310,14 +310,14 @@ impl PretrainConfig {
             init: Some(init),
             max_seq_len: 128,
             batch_size: 16,
-            steps: 300,
+            steps: 80,
             learning_rate: 1e-4,
-            warmup_steps: 30,
+            warmup_steps: 8,
             bias_correction: true,
             log_every: 10,
-            eval_every: 100,
+            eval_every: 20,
             eval_batches: 8,
-            checkpoint_every: 100,
+            checkpoint_every: 20,
             keep_checkpoints: 2,
             ..Self::default()
         }

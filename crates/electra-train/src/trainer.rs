@@ -239,6 +239,13 @@ pub fn pretrain_dist<B: AutodiffBackend>(
         save_checkpoint(&ckpt_root, step, &record.run_id, model, optim, config.keep_checkpoints)
     };
 
+    // A run continued from a checkpoint is evaluated before its first step too: the starting
+    // point's probes, for comparison.
+    if let (Some(metrics), true, false) = (metrics.as_mut(), config.init.is_some() && start == 0, valid.is_empty()) {
+        let e = evaluate(&model.valid(), &valid, &masker, config, 0, sp.pad, unigram.as_ref())?;
+        metrics.write(&serde_json::json!({"kind": "eval", "metrics": e}))?;
+        progress.on_eval(&e);
+    }
     for step in start..config.steps {
         if stop_requested(cancel, dist)? {
             if lead {
