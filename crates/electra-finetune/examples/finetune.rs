@@ -68,9 +68,12 @@ fn stand_in() -> Result<(WordPieceTokenizer, ElectraModel<B>), Box<dyn Error>> {
     Ok((tokenizer, ElectraModel::init(&config, 7, &Default::default())?))
 }
 
+/// A label and its probability for each sentence.
+type Labelled = Vec<(String, f32)>;
+
 /// Fine-tunes on the built-in task (the model in `model_dir`, or the stand-in), writes the best
 /// epoch to `out`, and labels `sentences` with the saved model: (label, probability) each.
-pub fn run(model_dir: Option<&Path>, out: &Path, sentences: &[&str]) -> Result<(RunResult, Vec<(String, f32)>), Box<dyn Error>> {
+pub fn run(model_dir: Option<&Path>, out: &Path, sentences: &[&str]) -> Result<(RunResult, Labelled), Box<dyn Error>> {
     let device = Default::default();
     let (tokenizer, encoder) = match model_dir {
         Some(dir) => (WordPieceTokenizer::from_dir(dir)?, hf::load_encoder::<B>(dir, &device)?),

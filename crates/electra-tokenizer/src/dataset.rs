@@ -167,7 +167,9 @@ impl PrepareSettings {
                 let short = |v: &serde_json::Value| {
                     let s = v.to_string();
                     if s.len() > 200 {
-                        format!("{}...", &s[..s.floor_char_boundary(200)])
+                        // `str::floor_char_boundary` needs Rust 1.91; this crate's floor is 1.85.
+                        let end = (0..=200).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+                        format!("{}...", &s[..end])
                     } else {
                         s
                     }

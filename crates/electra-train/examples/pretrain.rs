@@ -27,7 +27,7 @@ struct Print;
 
 impl Progress for Print {
     fn on_step(&self, m: &StepMetrics) {
-        if m.step % 5 == 0 {
+        if m.step.is_multiple_of(5) {
             println!("step {:>3}  generator MLM loss {:.3}  discriminator loss {:.4}", m.step, m.mlm_loss, m.disc_loss);
         }
     }
