@@ -253,6 +253,15 @@ pub fn quick_config() -> PretrainConfig {
     }
 }
 
+/// [`PretrainConfig::continued`] for `init`, with sequences no longer than the checkpoint's
+/// learned positions.
+fn continued_config(init: &InitFrom) -> Result<PretrainConfig> {
+    let mut config = PretrainConfig::continued(init.clone());
+    let positions = electra_model::hf::load_config(&init.source()?.discriminator)?.max_position_embeddings;
+    config.max_seq_len = config.max_seq_len.min(positions);
+    Ok(config)
+}
+
 /// The `chunk_size` recorded in a run directory's `config.json`: `None` when there is no readable
 /// config, `Some(None)` for a run without chunks.
 fn saved_chunk_size(out: &Path) -> Option<Option<usize>> {
@@ -349,7 +358,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     };
     let mut config = match (&args.config, &init) {
         (Some(path), _) => PretrainConfig::from_file(path)?,
-        (None, Some(init)) => PretrainConfig::continued(init.clone()),
+        (None, Some(init)) => continued_config(init)?,
         (None, None) => quick_config(),
     };
     if init.is_some() {
@@ -369,6 +378,9 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     config.validate()?;
     let tokenizer = run_tokenizer(args, &config)?;
     let vocab = tokenizer.source().to_path_buf();
+    // The architecture (and, continuing a checkpoint, its fit with the vocabulary and
+    // `max_seq_len`) is checked before any data is prepared.
+    let networks = config.networks(tokenizer.vocab_size())?;
     let data = args.data.clone().unwrap_or_else(|| args.out.join("data"));
     if args.world == 0 || args.rank >= args.world {
         bail!("--rank {} is not in 0..--world {}", args.rank, args.world);
@@ -404,7 +416,6 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
             overwrite: false,
         }, &cancel)?;
     }
-    let networks = config.networks(tokenizer.vocab_size())?;
     let peer = match &args.coordinator {
         Some(address) if args.world > 1 => {
             let manifest = electra_tokenizer::Manifest::load(&data)?;
