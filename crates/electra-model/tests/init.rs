@@ -3,78 +3,17 @@
 //! checkpoint's outputs as computed by HuggingFace `transformers` (the fixtures of
 //! `scripts/make_model_fixtures.py`, as in `parity.rs`).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use burn::prelude::*;
-use burn::tensor::TensorData;
 use electra_model::init::{InitKind, InitSource};
 use electra_model::{ElectraPreTraining, Error};
 
-#[cfg(not(feature = "test-wgpu"))]
-type TestBackend = burn::backend::Flex;
-#[cfg(feature = "test-wgpu")]
-type TestBackend = burn::backend::Wgpu;
-
-const TOLERANCE: f32 = 1e-4;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn device() -> <TestBackend as burn::tensor::backend::BackendTypes>::Device {
-    Default::default()
-}
-
-/// The reference tensors of one fixture case (`io.safetensors`).
-struct Io(HashMap<String, (Vec<usize>, Vec<f32>, Vec<i64>)>);
-
-impl Io {
-    fn load(case: &str) -> Self {
-        let bytes = std::fs::read(fixtures().join(case).join("io.safetensors")).expect("fixture io file");
-        let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
-        let mut tensors = HashMap::new();
-        for (name, view) in st.tensors() {
-            let data = view.data();
-            let (f, i) = match view.dtype() {
-                safetensors::Dtype::F32 => {
-                    (data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(), vec![])
-                }
-                safetensors::Dtype::I64 => {
-                    (vec![], data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
-                }
-                other => panic!("unexpected dtype {other:?} for {name}"),
-            };
-            tensors.insert(name, (view.shape().to_vec(), f, i));
-        }
-        Self(tensors)
-    }
-
-    fn ints(&self, name: &str) -> Tensor<TestBackend, 2, Int> {
-        let (shape, _, values) = &self.0[name];
-        Tensor::from_data(TensorData::new(values.clone(), [shape[0], shape[1]]), &device())
-    }
-
-    fn floats(&self, name: &str) -> Tensor<TestBackend, 3> {
-        let (shape, values, _) = &self.0[name];
-        Tensor::from_data(TensorData::new(values.clone(), [shape[0], shape[1], shape[2]]), &device())
-    }
-
-    #[track_caller]
-    fn check<const D: usize>(&self, name: &str, actual: Tensor<TestBackend, D>) {
-        let (shape, expected, _) = &self.0[name];
-        assert_eq!(&actual.dims().to_vec(), shape, "{name}: shape");
-        let actual = actual.into_data().convert::<f32>().to_vec::<f32>().unwrap();
-        let max = actual.iter().zip(expected).map(|(a, e)| (a - e).abs()).fold(0.0f32, f32::max);
-        assert!(max <= TOLERANCE, "{name}: max abs difference {max:e} > {TOLERANCE:e}");
-    }
-}
+mod common;
+use common::{Io, TestBackend, device, fixtures};
 
 /// The discriminator encoder's final hidden states (and logits) of `model` on the case's batch
 /// equal the reference's `{dir}.last_hidden_state` (and `{dir}.logits` when the head came from
 /// the checkpoint).
 fn check_discriminator(model: &ElectraPreTraining<TestBackend>, io: &Io, dir: &str, with_logits: bool) {
-    let [ids, types, mask] = ["input_ids", "token_type_ids", "attention_mask"].map(|n| io.ints(n));
+    let [ids, types, mask] = io.inputs();
     let hidden = model.discriminator.forward(model.embeddings.forward(ids.clone(), types.clone()), mask.clone());
     io.check(&format!("{dir}.last_hidden_state"), hidden);
     if with_logits {
