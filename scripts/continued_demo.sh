@@ -11,7 +11,7 @@
 # 3. fine-tunes both encoders on sms_spam and crowdflower_tweet_sentiment from
 #    ../shared/data/tasks (or TASKS_DIR), 3 seeds each, on a subsample of the training split
 #    (MAX_TRAIN, default 500) so that it fits in minutes; the tweets' dev and test splits
-#    (3,785 and 3,804) are subsampled to their first EVAL_ROWS (default 500) rows each;
+#    (3,785 and 3,804) are subsampled to EVAL_ROWS (default 500) evenly spaced rows each;
 # 4. prints the medians and spreads of the test scores.
 set -euo pipefail
 out="${1:-runs/continued-demo}"
@@ -30,20 +30,22 @@ fi
 cargo build --release --quiet -p electra-cli
 electra=target/release/electra
 
-# The tweets with shorter dev and test splits (the first EVAL_ROWS rows of each, in file order).
+# The tweets with shorter dev and test splits: EVAL_ROWS rows of each, evenly spaced through the
+# split (the file is sorted by label, so the first rows would all be negative).
 python3 - "$tasks_dir/crowdflower_tweet_sentiment.tsv.xz" "$out/crowdflower_tweet_sentiment.tsv" "$eval_rows" <<'PY'
 import lzma, sys
 src, dst, keep = sys.argv[1], sys.argv[2], int(sys.argv[3])
-seen = {"dev": 0, "test": 0}
-with lzma.open(src, "rt", encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as out:
-    out.write(f.readline())
-    for line in f:
-        split = line.split("\t", 1)[0]
-        if split in seen:
-            if seen[split] >= keep:
-                continue
-            seen[split] += 1
-        out.write(line)
+with lzma.open(src, "rt", encoding="utf-8") as f:
+    header, *rows = f.readlines()
+by_split = {}
+for row in rows:
+    by_split.setdefault(row.split("\t", 1)[0], []).append(row)
+with open(dst, "w", encoding="utf-8") as out:
+    out.write(header)
+    for split, lines in by_split.items():
+        if split in ("dev", "test") and len(lines) > keep:
+            lines = [lines[i * len(lines) // keep] for i in range(keep)]
+        out.writelines(lines)
 PY
 for task in sms_spam crowdflower_tweet_sentiment; do
     for enc in original continued; do
