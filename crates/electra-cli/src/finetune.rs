@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::activation::softmax;
-use burn::prelude::*;
 use electra_finetune::data::{
     GenericOptions, GlueTask, TextTask, load_conll, load_generic_files, load_generic_single, load_glue, read_squad,
 };
@@ -464,8 +462,7 @@ pub fn classify(args: &Common) -> Result<()> {
     for (i, o) in outputs.iter().enumerate() {
         let record = match &labels {
             Some(labels) => {
-                let t = Tensor::<Backend, 1>::from_floats(o.as_slice(), &device);
-                let p = softmax(t, 0).into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+                let p = electra_model::input::softmax(o);
                 let best = argmax(&p).unwrap_or(0);
                 let probs: serde_json::Map<String, serde_json::Value> =
                     labels.iter().zip(&p).map(|(l, &v)| (l.clone(), json!(v))).collect();
