@@ -195,7 +195,6 @@ pub fn evaluate<B: Backend>(
     let mut totals = Totals::default();
     let mut scored = Vec::new();
     let mut rarity = Vec::new();
-    let mut rarity_scores = Vec::new();
     let mut probe = Vec::new();
     let mut counts = std::collections::HashMap::<u32, usize>::new();
     for k in 0..n_batches {
@@ -213,7 +212,6 @@ pub fn evaluate<B: Backend>(
             let table = unigram.surprisal();
             let score = |id: u32| table.get(id as usize).copied().unwrap_or(0.0);
             rarity.extend(f.scored_ids.iter().zip(&f.scored).map(|(&id, &(_, y))| (score(id), y)));
-            rarity_scores.extend(f.scored_ids.iter().map(|&id| score(id)));
             if config.objective == crate::Objective::Electra {
                 probe.extend(unigram_probe(model, &batch, masker, &seeds, unigram)?.into_iter().map(
                     |(p, y, id)| (p, y, score(id)),
@@ -223,6 +221,8 @@ pub fn evaluate<B: Backend>(
         totals.counts.add(&f.counts);
         totals.add_part(mlm_v, disc_v, &batch);
     }
+    // Each scored token's rarity, parallel to `scored` (the bins of the binned AUC).
+    let rarity_scores: Vec<f32> = rarity.iter().map(|&(r, _)| r).collect();
     let (tp, fp, fneg) = scored.iter().fold((0usize, 0usize, 0usize), |(tp, fp, fneg), &(p, y)| {
         let pred = p > 0.5;
         (tp + usize::from(pred && y), fp + usize::from(pred && !y), fneg + usize::from(!pred && y))
