@@ -241,10 +241,18 @@ pub fn pretrain_dist<B: AutodiffBackend>(
 
     // A run continued from a checkpoint is evaluated before its first step too: the starting
     // point's probes, for comparison.
-    if let (Some(metrics), true, false) = (metrics.as_mut(), config.init.is_some() && start == 0, valid.is_empty()) {
-        let e = evaluate(&model.valid(), &valid, &masker, config, 0, sp.pad, unigram.as_ref())?;
+    let eval_at = |model: &ElectraPreTraining<B>, step: u64, metrics: &mut crate::metrics::MetricsFile| {
+        let e = evaluate(&model.valid(), &valid, &masker, config, step, sp.pad, unigram.as_ref())?;
         metrics.write(&serde_json::json!({"kind": "eval", "metrics": e}))?;
         progress.on_eval(&e);
+        Ok::<_, Error>(e)
+    };
+    if let Some(metrics) = metrics.as_mut()
+        && config.init.is_some()
+        && start == 0
+        && !valid.is_empty()
+    {
+        eval_at(&model, 0, metrics)?;
     }
     for step in start..config.steps {
         if stop_requested(cancel, dist)? {
@@ -271,10 +279,7 @@ pub fn pretrain_dist<B: AutodiffBackend>(
         }
         let eval_now = (config.eval_every > 0 && done % config.eval_every == 0) || done == config.steps;
         if eval_now && !valid.is_empty() {
-            let e = evaluate(&model.valid(), &valid, &masker, config, done, sp.pad, unigram.as_ref())?;
-            metrics.write(&serde_json::json!({"kind": "eval", "metrics": e}))?;
-            progress.on_eval(&e);
-            last_eval = Some(e);
+            last_eval = Some(eval_at(&model, done, metrics)?);
         }
         if (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || done == config.steps {
             let dir = save(done, &model, &optim)?;
