@@ -278,6 +278,9 @@ impl Progress for TrainBar {
         self.bar.set_position(start);
         self.bar.reset_eta();
     }
+    fn on_advance(&self, done: u64) {
+        self.bar.set_position(done);
+    }
     fn on_step(&self, m: &StepMetrics) {
         self.bar.set_position(m.step);
         self.bar.set_message(format!(

@@ -38,6 +38,12 @@ pub fn float_tensor<B: Backend, const D: usize>(values: &[f32], shape: [usize; D
     Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
 }
 
+/// Whether a host attention mask (1 real, 0 padding) has padding.
+#[must_use]
+pub fn has_padding(mask: &[u32]) -> bool {
+    mask.contains(&0)
+}
+
 /// A tensor's values on the host as `f32`, row-major (one device-to-host read).
 pub fn to_host_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
@@ -80,6 +86,13 @@ pub struct InputBatch<B: Backend> {
 }
 
 impl<B: Backend> InputBatch<B> {
+    /// Whether any position is padding (a 0 in the mask), from the host copy: what
+    /// [`crate::ElectraModel::forward_padded`] needs to read nothing back from the device.
+    #[must_use]
+    pub fn padded(&self) -> bool {
+        has_padding(&self.mask_host)
+    }
+
     /// Pads `(ids, type ids)` rows to the longest with `pad` (type 0, mask 0) and uploads them.
     /// An empty row list gives a `[0, 1]` batch; a row's type ids shorter than its ids are 0.
     pub fn pad(rows: &[(&[u32], &[u32])], pad: u32, device: &B::Device) -> Self {

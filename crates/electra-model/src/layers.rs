@@ -318,7 +318,20 @@ impl<B: Backend> Encoder<B> {
     /// - `embedded`: `[batch, seq, embedding]`
     /// - `attention_mask`: `[batch, seq]`, 1 for real tokens and 0 for padding
     /// - output: `[batch, seq, hidden]`
+    ///
+    /// Whether the batch has padding is read from the device (one read, which waits for the
+    /// device); [`Encoder::forward_padded`] takes it from the caller, who usually has the host
+    /// mask at hand.
     pub fn forward(&self, embedded: Tensor<B, 3>, attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [batch, seq, _] = embedded.dims();
+        let padded = batch * seq > 0 && attention_mask.clone().min().into_scalar().elem::<i64>() == 0;
+        self.forward_padded(embedded, attention_mask, padded)
+    }
+
+    /// [`Encoder::forward`] told whether `attention_mask` has a 0 (`padded`), so that the pass
+    /// reads nothing back from the device. A `false` for a padded batch lets every token attend
+    /// to padding; a `true` for an unpadded one only costs an addition of zeros per layer.
+    pub fn forward_padded(&self, embedded: Tensor<B, 3>, attention_mask: Tensor<B, 2, Int>, padded: bool) -> Tensor<B, 3> {
         let [batch, seq, embedding] = embedded.dims();
         let embedded = embedded.reshape([batch * seq, embedding]);
         let mut x = match &self.embeddings_project {
@@ -329,7 +342,6 @@ impl<B: Backend> Encoder<B> {
         // attention). With padding it is materialised once at the scores' full shape, so that
         // every layer adds it with a plain same-shape addition: burn-flex runs this broadcast
         // pattern (`[batch, 1, 1, seq]` onto `[batch, heads, seq, seq]`) element by element.
-        let padded = batch * seq > 0 && attention_mask.clone().min().into_scalar().elem::<i64>() == 0;
         let heads = self.layers.first().map_or(1, |l| l.attention.num_heads);
         let mask_bias = padded.then(|| mask_bias(attention_mask).repeat_dim(2, seq).repeat_dim(1, heads));
         for layer in &self.layers {

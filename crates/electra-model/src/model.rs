@@ -70,6 +70,19 @@ impl<B: Backend> ElectraModel<B> {
     ) -> Tensor<B, 3> {
         self.encoder.forward(self.embeddings.forward(input_ids, token_type_ids), attention_mask)
     }
+
+    /// [`ElectraModel::forward`] told whether `attention_mask` has a 0 (`padded`, which the
+    /// host batch knows: [`crate::input::InputBatch::padded`]), so that the pass reads nothing
+    /// back from the device ([`Encoder::forward_padded`]).
+    pub fn forward_padded(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        padded: bool,
+    ) -> Tensor<B, 3> {
+        self.encoder.forward_padded(self.embeddings.forward(input_ids, token_type_ids), attention_mask, padded)
+    }
 }
 
 /// The output of a discriminator forward pass.
@@ -315,7 +328,9 @@ impl<B: Backend> ElectraPreTraining<B> {
         (generator, discriminator)
     }
 
-    /// The generator's final hidden states.
+    /// The generator's final hidden states. `padded`: whether `attention_mask` has a 0 (the
+    /// host batch knows; see [`Encoder::forward_padded`]), so that nothing is read back from the
+    /// device.
     ///
     /// # Shapes
     /// - inputs: `[batch, seq]`; output `[batch, seq, generator_hidden]`
@@ -324,8 +339,9 @@ impl<B: Backend> ElectraPreTraining<B> {
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
+        padded: bool,
     ) -> Tensor<B, 3> {
-        self.generator.forward(self.embeddings.forward(input_ids, token_type_ids), attention_mask)
+        self.generator.forward_padded(self.embeddings.forward(input_ids, token_type_ids), attention_mask, padded)
     }
 
     /// Generator logits at selected positions only (the reference computes the vocabulary
@@ -341,7 +357,7 @@ impl<B: Backend> ElectraPreTraining<B> {
         self.generator_head.logits_flat(picked, self.embeddings.word_table())
     }
 
-    /// Discriminator logits.
+    /// Discriminator logits; `padded` as in [`ElectraPreTraining::generator_hidden`].
     ///
     /// # Shapes
     /// - inputs: `[batch, seq]`; output `[batch, seq]`
@@ -350,9 +366,10 @@ impl<B: Backend> ElectraPreTraining<B> {
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
+        padded: bool,
     ) -> Tensor<B, 2> {
-        let hidden =
-            self.discriminator.forward(self.embeddings.forward(input_ids, token_type_ids), attention_mask);
+        let embedded = self.embeddings.forward(input_ids, token_type_ids);
+        let hidden = self.discriminator.forward_padded(embedded, attention_mask, padded);
         self.discriminator_head.forward(hidden)
     }
 }

@@ -14,7 +14,7 @@
 use burn::prelude::*;
 use electra_corrupt::{Masker, replace_tokens};
 use electra_model::ElectraPreTraining;
-use electra_model::input::{int_tensor, sigmoid, to_host_f32};
+use electra_model::input::{has_padding, int_tensor, sigmoid, to_host_f32};
 use electra_tokenizer::ShardReader;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -162,6 +162,7 @@ fn unigram_probe<B: Backend>(
         int_tensor(&ids, [b, s], &device),
         int_tensor(&batch.token_type_ids, [b, s], &device),
         int_tensor(&batch.attention_mask, [b, s], &device),
+        has_padding(&batch.attention_mask),
     );
     let logits = to_host_f32(logits);
     Ok(logits

@@ -136,6 +136,37 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_, B> {
     }
 }
 
+struct ScaleBy<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    factor: Tensor<B::InnerBackend, 1>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleBy<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            let factor = self.factor.clone().reshape([1; D]);
+            self.grads.register::<B::InnerBackend, D>(param.id, g.mul(factor));
+        }
+    }
+}
+
+/// [`clip_global_norm`] without reading anything back from the device: every gradient is
+/// multiplied by `min(1, max_norm / norm)` computed on the device (exactly 1 when the norm is
+/// within `max_norm`; NaN when the norm is not finite, which the caller detects when it reads
+/// the losses). Returns the norm before clipping as a `[1]` tensor on the device.
+pub fn clip_global_norm_on_device<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) -> Option<Tensor<B::InnerBackend, 1>> {
+    let mut v = SquaredNorm::<B> { grads, total: None };
+    module.visit(&mut v);
+    let norm = v.total?.sqrt();
+    let factor = norm.clone().recip().mul_scalar(max_norm).clamp_max(1.0);
+    module.visit(&mut ScaleBy::<B> { grads, factor });
+    Some(norm)
+}
+
 /// The global L2 norm of all gradients of `module`.
 pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &GradientsParams) -> f64 {
     let mut v = SquaredNorm::<B> { grads, total: None };

@@ -10,6 +10,7 @@
 
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
 use burn::tensor::backend::AutodiffBackend;
 use electra_corrupt::{
     MaskedBatch, Masker, MaskingConfig, Scheme, SpecialIds, ids_from_tensor, replace_tokens, sample_tokens,
@@ -25,7 +26,7 @@ use crate::config::{Objective, PretrainConfig};
 use crate::data::HostBatch;
 use crate::loss::{disc_loss_over, mlm_loss_over};
 use crate::metrics::StepMetrics;
-use crate::optim::clip_global_norm;
+use crate::optim::{clip_global_norm, clip_global_norm_on_device};
 use crate::dist::{Local, Reduce};
 use crate::seed::derive_seed;
 use crate::{Error, Result};
@@ -154,6 +155,7 @@ fn forward_masked<B: Backend>(
     let mask = int_tensor::<B, 2>(&batch.attention_mask, [b, s], &device);
     let n = masked.positions.len();
     let real_tokens = batch.attention_mask.iter().filter(|&&m| m == 1).count();
+    let padded = real_tokens < b * s;
     let mut out = Forward {
         mlm: Tensor::zeros([1], &device),
         disc: None,
@@ -164,7 +166,8 @@ fn forward_masked<B: Backend>(
     };
     let mut samples = Vec::new();
     if n > 0 {
-        let hidden = model.generator_hidden(int_tensor(&masked.input_ids, [b, s], &device), types.clone(), mask.clone());
+        let ids = int_tensor(&masked.input_ids, [b, s], &device);
+        let hidden = model.generator_hidden(ids, types.clone(), mask.clone(), padded);
         let positions = int_tensor::<B, 1>(&masked.positions, [n], &device);
         let logits = model.generator_logits_at(hidden, positions); // [n, vocab]
         let targets = int_tensor::<B, 1>(&masked.targets, [n], &device);
@@ -198,7 +201,7 @@ fn forward_masked<B: Backend>(
         return Ok(out);
     }
     let (disc_ids, labels) = replace_tokens(&batch.input_ids, &masked.positions, &samples)?;
-    let disc_logits = model.discriminator_logits(int_tensor(&disc_ids, [b, s], &device), types, mask); // [batch, seq]
+    let disc_logits = model.discriminator_logits(int_tensor(&disc_ids, [b, s], &device), types, mask, padded); // [batch, seq]
     let as_f32 = |v: &[u32]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
     let label_t = float_tensor::<B, 2>(&as_f32(&labels), [b, s], &device);
     let mask_t = float_tensor::<B, 2>(&as_f32(&batch.attention_mask), [b, s], &device);
@@ -216,6 +219,74 @@ fn forward_masked<B: Backend>(
         }
     }
     Ok(out)
+}
+
+/// The losses and counts of a training pass that stay on the device until a step's metrics are
+/// read: `[mlm, disc, gen_correct, replaced, disc_correct]`, summed over micro-batches.
+const TALLIES: usize = 5;
+
+/// One training pass on the device ([`train_step_dist`] without batch chunks): generator, MLM
+/// loss, Gumbel-max sampling from the backend's generator, replacement and labels, discriminator
+/// and its loss, all as tensor operations, so that nothing is read back from the device. The
+/// host supplies what it already has: the masked batch (masking needs each example's own stream
+/// and whole-word boundaries), the loss denominators and whether the batch has padding.
+///
+/// Returns the loss to backpropagate and the pass's `[TALLIES]` tallies (detached).
+fn forward_on_device<B: Backend>(
+    model: &ElectraPreTraining<B>,
+    batch: &HostBatch,
+    masked: &MaskedBatch,
+    norms: Norms,
+    config: &PretrainConfig,
+) -> Result<(Tensor<B, 1>, Tensor<B, 1>)> {
+    let device = model.embeddings.word_table().device();
+    let (b, s) = (batch.batch, batch.seq);
+    let n = masked.positions.len();
+    let types = int_tensor::<B, 2>(&batch.token_type_ids, [b, s], &device);
+    let mask = int_tensor::<B, 2>(&batch.attention_mask, [b, s], &device);
+    let padded = batch.attention_mask.contains(&0);
+    let zero = || Tensor::<B, 1>::zeros([1], &device);
+    let electra = config.objective == Objective::Electra;
+    let mut disc_ids = int_tensor::<B, 1>(&batch.input_ids, [b * s], &device);
+    let mut labels = Tensor::<B, 1>::zeros([b * s], &device);
+    let (mut mlm, mut gen_correct) = (zero(), zero());
+    if n > 0 {
+        let ids = int_tensor(&masked.input_ids, [b, s], &device);
+        let hidden = model.generator_hidden(ids, types.clone(), mask.clone(), padded);
+        let positions = int_tensor::<B, 1>(&masked.positions, [n], &device);
+        let logits = model.generator_logits_at(hidden, positions.clone()); // [n, vocab]
+        let targets = int_tensor::<B, 1>(&masked.targets, [n], &device);
+        mlm = mlm_loss_over(logits.clone(), targets.clone(), norms.predictions);
+        let predicted = logits.clone().detach().argmax(1).reshape([n]);
+        gen_correct = predicted.equal(targets.clone()).int().sum().float();
+        if electra {
+            let samples = sample_tokens(logits, config.temperature)?; // [n]
+            // The original token at a chosen position is its target: adding `sample - target`
+            // there replaces it (positions are distinct); the label is 1 where they differ.
+            let delta = samples.clone() - targets.clone();
+            disc_ids = disc_ids.select_assign(0, positions.clone(), delta, IndexingUpdateOp::Add);
+            let changed = samples.not_equal(targets).float(); // [n]
+            labels = labels.select_assign(0, positions, changed, IndexingUpdateOp::Add);
+        }
+    }
+    let mut loss = mlm.clone();
+    let (mut disc, mut replaced, mut disc_correct) = (zero(), zero(), zero());
+    // As on the host path: a micro-batch without a masked position (on any rank) trains the
+    // generator only; a rank's part without one still runs the discriminator.
+    if electra && norms.predictions > 0 {
+        let labels = labels.reshape([b, s]);
+        let mask_f = mask.clone().float();
+        let disc_logits = model.discriminator_logits(disc_ids.reshape([b, s]), types, mask, padded); // [batch, seq]
+        let d = disc_loss_over(disc_logits.clone(), labels.clone(), mask_f.clone(), norms.real_tokens);
+        loss = loss + d.clone().mul_scalar(config.disc_weight);
+        let predicted = disc_logits.detach().greater_elem(0.0).float();
+        // 1 where the prediction equals the label, over real tokens.
+        disc_correct = ((predicted - labels.clone()).abs().neg() + 1.0).mul(mask_f).sum();
+        replaced = labels.sum();
+        disc = d;
+    }
+    let tallies = Tensor::cat(vec![mlm.detach(), disc.detach(), gen_correct, replaced, disc_correct], 0);
+    Ok((loss.div_scalar(config.grad_accumulation as f64), tallies))
 }
 
 /// The index of a row's largest value (the first on ties).
@@ -302,34 +373,104 @@ pub fn masker(config: &PretrainConfig, special: SpecialIds, continuation: Option
 }
 
 /// What one optimiser step did (see [`train_step`]).
-pub struct StepOutcome {
+///
+/// A step on the device path (no batch chunks) leaves its losses, counts and gradient norm on
+/// the device; the first call that needs them ([`StepOutcome::losses`], [`StepOutcome::metrics`],
+/// [`StepOutcome::read`]) reads them all at once (one device-to-host read). Until then the host
+/// does not wait for the device, which queues the next step's work behind this one's.
+pub struct StepOutcome<B: Backend> {
     pub(crate) totals: Totals,
+    /// `[TALLIES + 1]`: the tallies and the gradient norm, not yet read.
+    pending: Option<Tensor<B, 1>>,
+    step: u64,
     /// The learning rate applied.
     pub lr: f64,
-    /// The global gradient norm before clipping.
-    pub grad_norm: f64,
+    /// The global gradient norm before clipping (valid once read).
+    grad_norm: f64,
 }
 
-impl StepOutcome {
-    /// Tokens (padding included) processed by the step.
+impl<B: Backend> StepOutcome<B> {
+    /// Tokens (padding included) processed by the step (known without reading the device).
     pub fn tokens(&self) -> usize {
         self.totals.tokens
     }
 
-    /// Positions the generator predicted (masked positions), over all micro-batches.
+    /// Positions the generator predicted (masked positions), over all micro-batches (known
+    /// without reading the device).
     pub fn predictions(&self) -> usize {
         self.totals.counts.predictions
     }
 
-    /// The mean MLM and discriminator losses over the micro-batches.
-    pub fn losses(&self) -> (f64, f64) {
-        self.totals.mean_losses()
+    /// Whether the step's values are on the host (always after a step on the host path).
+    pub fn is_read(&self) -> bool {
+        self.pending.is_none()
     }
 
-    /// The step's metrics record (throughput and elapsed time left at 0 for the caller).
-    pub fn metrics(&self, step: u64, disc_weight: f64) -> StepMetrics {
-        self.totals.step_metrics(step, self.lr, self.grad_norm, disc_weight)
+    /// Reads the step's values from the device, if they are still there (one read).
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] when a loss is not finite: on the device path the update was already
+    /// applied, so the model must not be saved.
+    pub fn read(&mut self) -> Result<()> {
+        if self.fetch() {
+            let (mlm, disc) = self.totals.mean_losses();
+            if !mlm.is_finite() || !disc.is_finite() {
+                return Err(Error::NonFinite { step: self.step, mlm: mlm as f32, disc: disc as f32 });
+            }
+        }
+        Ok(())
     }
+
+    /// Moves the pending values to the host, unchecked; whether there were any.
+    fn fetch(&mut self) -> bool {
+        let Some(pending) = self.pending.take() else { return false };
+        let v = to_host_f32(pending);
+        let t = &mut self.totals;
+        t.mlm = f64::from(v[0]);
+        t.disc = f64::from(v[1]);
+        t.counts.gen_correct = v[2] as usize;
+        t.counts.replaced = v[3] as usize;
+        t.counts.disc_correct = v[4] as usize;
+        self.grad_norm = f64::from(v[TALLIES]);
+        true
+    }
+
+    /// The mean MLM and discriminator losses over the micro-batches ([`StepOutcome::read`]).
+    ///
+    /// # Errors
+    /// As [`StepOutcome::read`].
+    pub fn losses(&mut self) -> Result<(f64, f64)> {
+        self.read()?;
+        Ok(self.totals.mean_losses())
+    }
+
+    /// The global gradient norm before clipping ([`StepOutcome::read`]).
+    ///
+    /// # Errors
+    /// As [`StepOutcome::read`].
+    pub fn grad_norm(&mut self) -> Result<f64> {
+        self.read()?;
+        Ok(self.grad_norm)
+    }
+
+    /// The step's metrics record, `step` being the number of steps done (throughput and elapsed
+    /// time left at 0 for the caller; [`StepOutcome::read`]).
+    ///
+    /// # Errors
+    /// As [`StepOutcome::read`].
+    pub fn metrics(&mut self, step: u64, disc_weight: f64) -> Result<StepMetrics> {
+        self.read()?;
+        Ok(self.totals.step_metrics(step, self.lr, self.grad_norm, disc_weight))
+    }
+}
+
+/// Whether a run's steps take the host path: batch chunks (`chunk_size > 0`), masking,
+/// sampling and replacement on the host with each example's own streams, values read every
+/// step (the CPU backends' default, where the host and the device share memory). Otherwise the
+/// device path ([`forward_on_device`]): nothing is read back within a step.
+#[must_use]
+pub fn host_path(config: &PretrainConfig) -> bool {
+    config.chunk_size.is_some_and(|c| c > 0)
 }
 
 /// One optimiser step of [`crate::pretrain`], exactly as the loop runs it, in one process:
@@ -344,7 +485,7 @@ pub fn train_step<B: AutodiffBackend>(
     masker: &Masker,
     step: u64,
     micro_batch: impl FnMut(usize) -> Result<HostBatch>,
-) -> Result<(ElectraPreTraining<B>, StepOutcome)> {
+) -> Result<(ElectraPreTraining<B>, StepOutcome<B::InnerBackend>)> {
     train_step_dist(model, optim, config, masker, step, &Local, micro_batch)
 }
 
@@ -354,9 +495,14 @@ pub fn train_step<B: AutodiffBackend>(
 /// [`Reduce::rows`]) masks each example from its own stream, sums the loss denominators over
 /// the ranks, runs the generator, sampling and discriminator, backpropagates
 /// `(mlm + disc_weight x disc) / grad_accumulation` and accumulates; then sums the gradients,
-/// losses and counts over the ranks, checks that the losses are finite, clips the global
-/// gradient norm and applies the optimiser at `config.learning_rate_at(step)` (identically on
-/// every rank). Public so that benchmarks time the real step.
+/// losses and counts over the ranks, clips the global gradient norm and applies the optimiser at
+/// `config.learning_rate_at(step)` (identically on every rank). Public so that benchmarks time
+/// the real step.
+///
+/// On the host path ([`host_path`]) a non-finite loss is an error before the update. On the
+/// device path in one process nothing is read back: the losses stay on the device
+/// ([`StepOutcome`]) and a non-finite one is an error when they are read (the trainer reads
+/// them at logging, evaluation and checkpoint steps, before saving anything).
 ///
 /// # Errors
 /// Data, masking, [`Error::NonFinite`], or the collective ([`Error::Collective`]).
@@ -368,15 +514,17 @@ pub fn train_step_dist<B: AutodiffBackend>(
     step: u64,
     dist: &dyn Reduce,
     mut micro_batch: impl FnMut(usize) -> Result<HostBatch>,
-) -> Result<(ElectraPreTraining<B>, StepOutcome)> {
+) -> Result<(ElectraPreTraining<B>, StepOutcome<B::InnerBackend>)> {
     let device = model.embeddings.word_table().device();
     let seed = step_seed(config.seed, step);
     // The backend's generator (dropout and sampling without chunks): one stream per rank.
     B::seed(&device, if dist.world() == 1 { seed } else { derive_seed(seed, u64::MAX - dist.rank() as u64) });
     let micro = config.batch_size / config.grad_accumulation;
     let rows = dist.rows(micro);
+    let on_host = host_path(config);
     let mut accumulator = GradientsAccumulator::<ElectraPreTraining<B>>::new();
     let mut totals = Totals::default();
+    let mut tallies: Option<Tensor<B::InnerBackend, 1>> = None;
     for k in 0..config.grad_accumulation {
         let batch = micro_batch(k)?;
         if batch.batch != rows.len() {
@@ -389,39 +537,63 @@ pub fn train_step_dist<B: AutodiffBackend>(
         let seeds = example_seeds(seed, (k * micro + rows.start) as u64, batch.batch);
         let masked = mask_examples(masker, &batch, &seeds)?;
         let mut norms = Norms::of(&batch, &masked);
+        let own = norms;
         if dist.world() > 1 {
             let mut both = [norms.predictions as f64, norms.real_tokens as f64];
             dist.sum_f64(&mut both)?;
             norms = Norms { predictions: both[0] as usize, real_tokens: both[1] as usize };
         }
-        let (mlm_v, disc_v) = if config.chunk_size.is_some_and(|c| c > 0) {
+        if on_host {
             let micro_seed = derive_seed(seed, k as u64);
-            chunked_micro_batch(&model, &batch, &masked, norms, &seeds, config, micro_seed, &mut accumulator, &mut totals)?
+            let (mlm_v, disc_v) =
+                chunked_micro_batch(&model, &batch, &masked, norms, &seeds, config, micro_seed, &mut accumulator, &mut totals)?;
+            totals.add_part(mlm_v, disc_v, &batch);
         } else {
-            let run = Run { objective: config.objective, temperature: config.temperature, collect: false };
-            let f = forward_masked(&model, &batch, &masked, norms, run, Sampling::Device)?;
-            let values = f.loss_values();
-            if values.0.is_finite() && values.1.is_finite() {
-                accumulator.accumulate(&model, GradientsParams::from_grads(f.training_loss(config).backward(), &model));
-            }
-            totals.counts.add(&f.counts);
-            values
-        };
-        totals.add_part(mlm_v, disc_v, &batch);
+            let (loss, part) = forward_on_device(&model, &batch, &masked, norms, config)?;
+            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            let part = part.inner();
+            tallies = Some(match tallies.take() {
+                Some(t) => t + part,
+                None => part,
+            });
+            // The host knows the counts that do not depend on the samples.
+            totals.counts.predictions += own.predictions;
+            totals.counts.real += own.real_tokens;
+            totals.add_part(0.0, 0.0, &batch);
+        }
     }
     let mut grads = accumulator.grads();
+    let mut outcome = StepOutcome { totals, pending: None, step, lr: config.learning_rate_at(step), grad_norm: 0.0 };
+    if let Some(t) = tallies {
+        // Read here only when the ranks must agree on the values before the update.
+        let norm_slot = Tensor::zeros([1], &t.device());
+        outcome.pending = Some(Tensor::cat(vec![t, norm_slot], 0));
+        if dist.world() > 1 {
+            outcome.fetch();
+        }
+    }
     if dist.world() > 1 {
         crate::dist::sum_gradients(&model, &mut grads, dist)?;
-        totals.sum_over(dist)?;
+        outcome.totals.sum_over(dist)?;
     }
-    let (mlm, disc) = totals.mean_losses();
-    if !mlm.is_finite() || !disc.is_finite() {
-        return Err(Error::NonFinite { step, mlm: mlm as f32, disc: disc as f32 });
+    if outcome.is_read() {
+        let (mlm, disc) = outcome.totals.mean_losses();
+        if !mlm.is_finite() || !disc.is_finite() {
+            return Err(Error::NonFinite { step, mlm: mlm as f32, disc: disc as f32 });
+        }
     }
-    let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
-    let lr = config.learning_rate_at(step);
-    let model = optim.step(lr, model, grads);
-    Ok((model, StepOutcome { totals, lr, grad_norm }))
+    if on_host {
+        outcome.grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
+    } else {
+        let norm = clip_global_norm_on_device::<B, _>(&model, &mut grads, config.max_grad_norm);
+        match (outcome.pending.take(), norm) {
+            (Some(p), Some(norm)) => outcome.pending = Some(p.slice_assign([TALLIES..TALLIES + 1], norm)),
+            (None, Some(norm)) => outcome.grad_norm = f64::from(to_host_f32(norm)[0]),
+            (p, None) => outcome.pending = p,
+        }
+    }
+    let model = optim.step(outcome.lr, model, grads);
+    Ok((model, outcome))
 }
 
 /// The counts of forward passes: one pass, a chunk, or summed over a step or an evaluation.

@@ -35,8 +35,12 @@ use crate::{Error, Result};
 pub trait Progress {
     /// The run starts at `start` of `total` steps.
     fn on_start(&self, _start: u64, _total: u64) {}
-    /// A step finished.
+    /// A step finished, with its values read (every step on the host path; at logging,
+    /// evaluation and checkpoint steps on the device path).
     fn on_step(&self, _metrics: &StepMetrics) {}
+    /// Step `done` finished, its values left on the device (the device path between logging
+    /// steps).
+    fn on_advance(&self, _done: u64) {}
     /// An evaluation finished.
     fn on_eval(&self, _metrics: &EvalMetrics) {}
     /// A checkpoint was written.
@@ -254,34 +258,52 @@ pub fn pretrain_dist<B: AutodiffBackend>(
     {
         eval_at(&model, 0, metrics)?;
     }
+    // The last step's outcome, until its values are read: on the device path a step's losses
+    // stay on the device, and are read (and checked) only at logging, evaluation and
+    // checkpoint steps, and before an interrupted run saves.
+    let mut unread = None;
     for step in start..config.steps {
         if stop_requested(cancel, dist)? {
             if lead {
+                if let Some(outcome) = unread.as_mut() {
+                    crate::step::StepOutcome::read(outcome)?;
+                }
                 save(step, &model, &optim)?;
             }
             return Err(Error::Interrupted(step));
         }
-        let (next, outcome) = train_step_dist(model, &mut optim, config, &masker, step, dist, |k| {
+        let (next, mut outcome) = train_step_dist(model, &mut optim, config, &masker, step, dist, |k| {
             batches.batch(step * config.batch_size as u64 + (k * micro + rows.start) as u64, rows.len())
         })?;
         model = next;
         window.1 += outcome.tokens();
 
         let done = step + 1;
-        let mut m = outcome.metrics(done, config.disc_weight);
+        let log_now = done % config.log_every.max(1) == 0 || done == config.steps;
+        let eval_now = (config.eval_every > 0 && done % config.eval_every == 0) || done == config.steps;
+        let save_now = (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || done == config.steps;
+        if !(outcome.is_read() || log_now || eval_now || save_now) {
+            // Nothing to show but the position: reading the values would wait for the device.
+            progress.on_advance(done);
+            unread = Some(outcome);
+            continue;
+        }
+        unread = None;
+        // Throughput over the steps since the last read (on the device path, the time the
+        // device took for them).
+        let mut m = outcome.metrics(done, config.disc_weight)?;
         m.tokens_per_sec = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
         m.elapsed_secs = started.elapsed().as_secs_f64();
         window = (Instant::now(), 0);
         progress.on_step(&m);
         let Some(metrics) = metrics.as_mut() else { continue };
-        if done % config.log_every.max(1) == 0 || done == config.steps {
+        if log_now {
             metrics.write(&serde_json::json!({"kind": "train", "metrics": m}))?;
         }
-        let eval_now = (config.eval_every > 0 && done % config.eval_every == 0) || done == config.steps;
         if eval_now && !valid.is_empty() {
             last_eval = Some(eval_at(&model, done, metrics)?);
         }
-        if (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || done == config.steps {
+        if save_now {
             let dir = save(done, &model, &optim)?;
             progress.on_checkpoint(done, &dir);
         }

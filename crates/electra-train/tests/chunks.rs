@@ -96,8 +96,8 @@ fn two_steps_on(config: &PretrainConfig, host: &HostBatch) -> (Vec<(f64, f64)>, 
     let masker = electra_train::masker(config, SPECIAL, None).unwrap();
     let mut losses = Vec::new();
     for step in 0..2 {
-        let (next, outcome) = train_step(model, &mut optim, config, &masker, step, |_| Ok(host.clone())).unwrap();
-        losses.push(outcome.losses());
+        let (next, mut outcome) = train_step(model, &mut optim, config, &masker, step, |_| Ok(host.clone())).unwrap();
+        losses.push(outcome.losses().unwrap());
         model = next;
     }
     let table: Vec<f32> = model.embeddings.word_table().into_data().to_vec().unwrap();

@@ -94,11 +94,11 @@ fn train(dist: &dyn Reduce) -> (Vec<(f64, f64)>, Vec<f32>) {
     let rows = dist.rows(micro);
     let mut losses = Vec::new();
     for step in 0..STEPS {
-        let (next, outcome) = train_step_dist(model, &mut optim, &c, &masker, step, dist, |k| {
+        let (next, mut outcome) = train_step_dist(model, &mut optim, &c, &masker, step, dist, |k| {
             Ok(batch(step * c.batch_size as u64 + (k * micro + rows.start) as u64, rows.len()))
         })
         .unwrap();
-        losses.push(outcome.losses());
+        losses.push(outcome.losses().unwrap());
         model = next;
     }
     let mut values = Values(Vec::new());
