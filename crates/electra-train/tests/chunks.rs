@@ -160,3 +160,45 @@ fn a_chunk_without_a_maskable_token_trains_with_the_others() {
         assert!(values.iter().all(|v| v.is_finite()), "{objective:?}: non-finite parameters");
     }
 }
+
+/// The device path (no chunks: sampling, replacement, labels, counts and clipping as tensor
+/// operations, nothing read back within the step) against the host path (one chunk of the whole
+/// batch: host sampling, replacement, labels and counts, clipping from the norm read back). At a
+/// temperature of 1e-7 both samplers return the generator's argmax, so without dropout the two
+/// steps must agree: losses, counts, gradient norm and the parameters after two steps.
+#[test]
+fn the_device_path_computes_the_host_paths_step() {
+    let mut device = PretrainConfig { temperature: 1e-7, max_grad_norm: 0.05, ..config(None, 0.0) };
+    device.objective = Objective::Electra;
+    let host = PretrainConfig { chunk_size: Some(6), ..device.clone() };
+    let run = |config: &PretrainConfig| {
+        let networks = config.networks(VOCAB).unwrap();
+        let mut model = ElectraPreTraining::<B>::init(&networks, 7, &Default::default()).unwrap();
+        let mut optim = ElectraAdam::from_config(config).init::<B, ElectraPreTraining<B>>();
+        let masker = electra_train::masker(config, SPECIAL, None).unwrap();
+        let mut metrics = Vec::new();
+        for step in 0..2 {
+            let (next, mut outcome) = train_step(model, &mut optim, config, &masker, step, |_| Ok(batch())).unwrap();
+            assert_eq!(outcome.is_read(), config.chunk_size.is_some(), "which path ran");
+            metrics.push(outcome.metrics(step + 1, config.disc_weight).unwrap());
+            model = next;
+        }
+        let table: Vec<f32> = model.embeddings.word_table().into_data().to_vec().unwrap();
+        (metrics, table)
+    };
+    let (d, d_table) = run(&device);
+    let (h, h_table) = run(&host);
+    for (a, b) in d.iter().zip(&h) {
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
+        assert!(close(a.mlm_loss, b.mlm_loss) && close(a.disc_loss, b.disc_loss), "losses: {a:?} vs {b:?}");
+        assert!(close(a.grad_norm, b.grad_norm) && a.grad_norm > device.max_grad_norm, "norms: {a:?} vs {b:?}");
+        assert_eq!(
+            (a.gen_accuracy, a.disc_accuracy, a.replaced_fraction),
+            (b.gen_accuracy, b.disc_accuracy, b.replaced_fraction),
+            "counts"
+        );
+        assert!(a.replaced_fraction > 0.0, "nothing was replaced: {a:?}");
+    }
+    let diff = d_table.iter().zip(&h_table).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "word tables differ by {diff}");
+}
