@@ -154,6 +154,22 @@ def timed(step, warmup, reps):
     return times, (cpu_seconds() - cpu0) / max(wall, 1e-9)
 
 
+def kernel_launches(torch, step):
+    """GPU kernels one more `step` runs, from PyTorch's profiler (memory copies and sets left
+    out); None on the CPU."""
+    if DEVICE == "cpu":
+        return None
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    sync(torch)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        sync(torch)
+    return sum(1 for e in prof.events()
+               if e.device_type == DeviceType.CUDA and not e.name.startswith(("Memcpy", "Memset")))
+
+
 def pretraining_models(torch, attn):
     """Generator and discriminator of ELECTRA-Small sharing one set of embeddings, in train mode."""
     from transformers import ElectraForMaskedLM, ElectraForPreTraining
@@ -182,7 +198,9 @@ def pretraining_losses(torch, gen, disc, ids, types, mask, sampling):
     flat = (scores.topk(k, dim=1).indices + row_offset).reshape(-1)  # [n]
     targets = ids.reshape(-1)[flat]
     gen_in = ids.reshape(-1).clone()
-    gen_in[flat[torch.rand(flat.numel(), device=ids.device) < 0.85]] = MASK
+    # (torch.where, not boolean indexing, which would wait for the GPU.)
+    shown = torch.rand(flat.numel(), device=ids.device) < 0.85
+    gen_in[flat] = torch.where(shown, torch.full_like(targets, MASK), targets)
     hidden = gen.electra(input_ids=gen_in.view(b, s), attention_mask=mask, token_type_ids=types).last_hidden_state
     picked = hidden.reshape(b * s, -1)[flat]  # [n, 64]: the vocabulary projection at masked positions only
     logits = gen.generator_lm_head(gen.generator_predictions(picked))  # [n, vocab]
@@ -218,12 +236,16 @@ def task_pretrain(torch, args):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
-        # What the Rust step reads back: both losses, generator accuracy, discriminator logits.
-        mlm.item(), disc_loss.item(), gen_correct.item(), disc_logits.detach().cpu().numpy()
+        # What the Rust step reads back: with batch chunks (multinomial sampling, the CPU
+        # backends), both losses, generator accuracy and discriminator logits every step; on
+        # the device path (Gumbel-max, the GPU backends), nothing between logging steps.
+        if args.sampling != "gumbel":
+            mlm.item(), disc_loss.item(), gen_correct.item(), disc_logits.detach().cpu().numpy()
         predictions[0] = n
 
     times, util = timed(step, args.warmup, args.reps)
-    return {"times_s": times, "cores_used": util, "masked_positions": predictions[0]}
+    return {"times_s": times, "cores_used": util, "masked_positions": predictions[0],
+            "kernel_launches": kernel_launches(torch, step)}
 
 
 def task_inference(torch, args):
@@ -238,7 +260,7 @@ def task_inference(torch, args):
             disc(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.cpu().numpy()
 
     times, util = timed(step, args.warmup, args.reps)
-    return {"times_s": times, "cores_used": util}
+    return {"times_s": times, "cores_used": util, "kernel_launches": kernel_launches(torch, step)}
 
 
 def task_finetune(torch, args):
@@ -267,7 +289,7 @@ def task_finetune(torch, args):
         loss.item()
 
     times, util = timed(step, args.warmup, args.reps)
-    return {"times_s": times, "cores_used": util}
+    return {"times_s": times, "cores_used": util, "kernel_launches": kernel_launches(torch, step)}
 
 
 def task_peak(torch, args):
@@ -305,6 +327,7 @@ def run_task(args):
     out["vm_hwm_kib"] = vm_hwm_kib()
     if DEVICE != "cpu":
         out["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        out["gpu_reserved_peak_mib"] = torch.cuda.max_memory_reserved() / 2**20
     print(json.dumps(out), flush=True)
 
 

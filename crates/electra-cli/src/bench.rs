@@ -51,6 +51,9 @@ const FIRST_WORD_ID: u64 = 999;
 const PYTORCH_SCRIPT: &str = "scripts/bench_pytorch.py";
 /// The Python reference of the text pipeline, relative to the repository root.
 const PREPARE_SCRIPT: &str = "scripts/bench_prepare.py";
+/// Set in a worker run with `--count-launches`: [`timed`] counts one step's kernel launches
+/// into it instead of timing.
+static COUNTING: std::sync::OnceLock<std::sync::atomic::AtomicUsize> = std::sync::OnceLock::new();
 /// Clock ticks per second of `/proc/self/stat` (`USER_HZ`, 100 on Linux).
 const USER_HZ: f64 = 100.0;
 
@@ -149,6 +152,10 @@ pub struct BenchArgs {
     /// Internal: run one measurement in this process and print it as one JSON line.
     #[arg(long, value_enum, hide = true)]
     pub worker: Option<Task>,
+    /// Internal, with `--worker` on a GPU build run with `$ELECTRA_LAUNCH_LOG`: count one
+    /// step's kernel launches instead of timing.
+    #[arg(long, hide = true)]
+    pub count_launches: bool,
     /// scale: the data-parallel settings.
     #[command(flatten)]
     pub scale: crate::bench_scale::ScaleArgs,
@@ -157,10 +164,16 @@ pub struct BenchArgs {
 /// Runs `electra bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(task) = args.worker {
-        let out = match args.target {
+        if args.count_launches {
+            COUNTING.get_or_init(Default::default);
+        }
+        let mut out = match args.target {
             Target::Scale => crate::bench_scale::worker(task, args)?,
             Target::Model | Target::Prepare => worker(task, args)?,
         };
+        if let Some(count) = COUNTING.get() {
+            out = json!({"task": task.name(), "kernel_launches": count.load(std::sync::atomic::Ordering::SeqCst)});
+        }
         println!("{out}");
         return Ok(());
     }
@@ -196,6 +209,18 @@ fn cpu_seconds() -> Option<f64> {
 /// Times `step` `reps` times after `warmup` untimed runs; returns the times and the CPU time
 /// over the timed wall time (the number of cores kept busy).
 pub(crate) fn timed(warmup: usize, reps: usize, mut step: impl FnMut() -> Result<()>) -> Result<(Vec<f64>, Option<f64>)> {
+    if let Some(count) = COUNTING.get() {
+        // A launch-count run: warm up, then count the launches of one step.
+        let device = backend::device();
+        for _ in 0..warmup {
+            step()?;
+        }
+        let before = launches_logged(&device)?;
+        step()?;
+        let after = launches_logged(&device)?;
+        count.store(after - before, std::sync::atomic::Ordering::SeqCst);
+        return Ok((vec![0.0], None));
+    }
     for _ in 0..warmup {
         step()?;
     }
@@ -382,6 +407,7 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
     out["times_s"] = json!(times);
     out["cores_used"] = json!(cores);
     out["vm_hwm_kib"] = json!(vm_hwm_kib());
+    out["gpu_reserved_mib"] = json!(backend::gpu_reserved_mib(&device));
     Ok(out)
 }
 
@@ -553,7 +579,47 @@ fn ours(task: Task, plan: &Plan, args: &BenchArgs, threads: usize) -> Result<Val
         .args(["--peak-size", &args.peak_size.to_string(), "--chunk", &chunk(args).to_string()])
         .env("RUST_LOG", "warn");
     thread_env(&mut cmd, threads);
-    run_json(cmd, &format!("our {} worker", task.name()))
+    let mut out = run_json(cmd, &format!("our {} worker", task.name()))?;
+    if backend::GPU && task != Task::Peak {
+        out["kernel_launches"] = json!(launches(task, plan, args)?);
+    }
+    Ok(out)
+}
+
+/// Kernel launches of one of our steps (GPU backends), counted in a separate run of the
+/// worker (2 warm-up steps, then one counted) with the GPU runtime's launch log on, so that the
+/// log's file writes do not slow the timed run.
+fn launches(task: Task, plan: &Plan, args: &BenchArgs) -> Result<usize> {
+    let log = std::env::temp_dir().join(format!("electra-launches-{}-{}-{}.log", std::process::id(), task.name(), plan.batch));
+    let _ = std::fs::remove_file(&log);
+    let exe = std::env::current_exe().context("cannot find the electra binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "--worker", task.name(), "--count-launches"])
+        .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
+        .args(["--warmup", "2", "--reps", "1", "--chunk", &chunk(args).to_string()])
+        .env("RUST_LOG", "warn")
+        .env(backend::LAUNCH_LOG_ENV, &log);
+    let out = run_json(cmd, &format!("our {} launch count", task.name()));
+    let _ = std::fs::remove_file(&log);
+    out?.get("kernel_launches").and_then(Value::as_u64).map(|n| n as usize).context("the launch count run reported no count")
+}
+
+/// The `Executing` lines of the launch log (one per kernel launch), once the device has
+/// finished what was queued and the runtime's log thread has written everything (no new line
+/// for 300 ms).
+fn launches_logged(device: &<Inner as burn::tensor::backend::BackendTypes>::Device) -> Result<usize> {
+    let log = std::env::var_os(backend::LAUNCH_LOG_ENV).context("no launch log")?;
+    let count = || std::fs::read_to_string(&log).map(|t| t.lines().filter(|l| l.starts_with("Executing ")).count()).unwrap_or(0);
+    sync(device)?;
+    let mut last = count();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = count();
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
 }
 
 fn theirs(py: &Python, task: Task, plan: &Plan, args: &BenchArgs, threads: usize) -> Result<Value> {
@@ -795,14 +861,21 @@ fn print_model_table(
          GF: GFLOP/s (matmuls + attention, step = 3 x forward); cpu: CPU time / wall time; MiB: peak RSS (VmHWM)"
     );
     for r in rows {
-        if let Some(gpu) = num(&r["theirs"], "gpu_peak_mib") {
-            println!(
-                "{} {}x{}: PyTorch's peak GPU memory (allocated) {gpu:.0} MiB; ours is not measured (burn 0.21 reports none)",
-                r["task"].as_str().unwrap_or("?"),
-                r["seq"],
-                r["batch"]
-            );
+        let (ours, theirs) = (&r["ours"], &r["theirs"]);
+        if num(ours, "gpu_reserved_mib").is_none() && num(theirs, "gpu_peak_mib").is_none() {
+            continue;
         }
+        println!(
+            "{} {}x{}: GPU memory reserved ours {} MiB, theirs {} MiB (peak allocated {} MiB); kernel launches per step ours {}, theirs {}",
+            r["task"].as_str().unwrap_or("?"),
+            r["seq"],
+            r["batch"],
+            fmt_opt(num(ours, "gpu_reserved_mib"), 0),
+            fmt_opt(num(theirs, "gpu_reserved_peak_mib"), 0),
+            fmt_opt(num(theirs, "gpu_peak_mib"), 0),
+            fmt_opt(num(ours, "kernel_launches"), 0),
+            fmt_opt(num(theirs, "kernel_launches"), 0),
+        );
     }
     for r in rows.iter().filter(|r| r["task"] == "pretrain") {
         if let (Some(masked), Some(full)) = (num(r, "flops"), num(r, "flops_full_vocab_projection")) {

@@ -270,6 +270,14 @@ fn saved_chunk_size(out: &Path) -> Option<Option<usize>> {
 
 struct TrainBar {
     bar: ProgressBar,
+    /// When and at which step this run's loop started (for the first step's time).
+    started: std::cell::Cell<Option<(std::time::Instant, u64)>>,
+}
+
+impl TrainBar {
+    fn new(bar: ProgressBar) -> Self {
+        Self { bar, started: std::cell::Cell::new(None) }
+    }
 }
 
 impl Progress for TrainBar {
@@ -277,11 +285,24 @@ impl Progress for TrainBar {
         self.bar.set_length(total);
         self.bar.set_position(start);
         self.bar.reset_eta();
+        self.started.set(Some((std::time::Instant::now(), start)));
     }
     fn on_advance(&self, done: u64) {
         self.bar.set_position(done);
     }
     fn on_step(&self, m: &StepMetrics) {
+        if let Some((at, start)) = self.started.get()
+            && m.step == start + 1
+            && backend::GPU
+        {
+            // The first step of a GPU run compiles its kernels and autotunes the tunable ones
+            // (results cached for later runs).
+            let cache = backend::tune_cache().map_or_else(|| "the runtime's default".to_string(), |d| d.display().to_string());
+            self.bar.println(format!(
+                "first step: {:.1} s (GPU kernels compiled and autotuned; tune results cached in {cache})",
+                at.elapsed().as_secs_f64()
+            ));
+        }
         self.bar.set_position(m.step);
         self.bar.set_message(format!(
             "gen {:.3} disc {:.4} gen-acc {:.3} disc-acc {:.3} {:.0} tok/s",
@@ -456,7 +477,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     // Rank 0 alone reports progress (the ranks run in step).
-    let progress = TrainBar { bar };
+    let progress = TrainBar::new(bar);
     let quiet = electra_train::NoProgress;
     let reporter: &dyn Progress = if lead { &progress } else { &quiet };
     let paths = RunPaths { data_dir: data, out_dir: args.out.clone() };

@@ -282,7 +282,10 @@ pub fn pretrain_dist<B: AutodiffBackend>(
         let log_now = done % config.log_every.max(1) == 0 || done == config.steps;
         let eval_now = (config.eval_every > 0 && done % config.eval_every == 0) || done == config.steps;
         let save_now = (config.checkpoint_every > 0 && done % config.checkpoint_every == 0) || done == config.steps;
-        if !(outcome.is_read() || log_now || eval_now || save_now) {
+        // The first step is read too: on a GPU it carries the kernel compilation and autotuning,
+        // which the progress output reports.
+        let first = step == start;
+        if !(outcome.is_read() || first || log_now || eval_now || save_now) {
             // Nothing to show but the position: reading the values would wait for the device.
             progress.on_advance(done);
             unread = Some(outcome);
