@@ -72,14 +72,14 @@ left() { echo $((570 - ($(date +%s) - started))); }
 stage machine 30 bash -c 'nvidia-smi; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv;
   python3 -c "import torch, transformers; print(\"torch\", torch.__version__, \"transformers\", transformers.__version__, torch.cuda.get_device_name())";
   command -v nsys ncu || true'
-stage bench-1 240 "$bin/electra-cuda" bench --threads 8 --peak-size 8192 --batch 32,128 --out "$out/bench-1.json"
-stage bench-2 150 "$bin/electra-cuda" bench --threads 8 --peak-size 8192 --batch 32,128 --out "$out/bench-2.json"
-stage pretrain 60 "$bin/electra-cuda" pretrain --steps 40 --out "$out/pretrain-run" --overwrite
+stage bench-1 300 "$bin/electra-cuda" bench --threads 8 --peak-size 8192 --batch 32,128 --out "$out/bench-1.json"
+stage bench-2 120 "$bin/electra-cuda" bench --threads 8 --peak-size 8192 --batch 32,128 --out "$out/bench-2.json"
+stage pretrain 45 "$bin/electra-cuda" pretrain --steps 40 --out "$out/pretrain-run" --overwrite
 if command -v nsys >/dev/null; then
-  stage profile "$(( $(left) < 90 ? $(left) : 90 ))" nsys profile --stats=true --force-overwrite=true -o "$out/pretrain-step" \
+  stage profile "$(( $(left) < 60 ? $(left) : 60 ))" nsys profile --stats=true --force-overwrite=true -o "$out/pretrain-step" \
     "$bin/electra-cuda" bench --worker pretrain --batch 32 --seq 128 --warmup 3 --reps 2
 elif command -v ncu >/dev/null; then
-  stage profile "$(( $(left) < 90 ? $(left) : 90 ))" ncu --launch-skip 2000 --launch-count 200 --csv \
+  stage profile "$(( $(left) < 60 ? $(left) : 60 ))" ncu --launch-skip 2000 --launch-count 200 --csv \
     "$bin/electra-cuda" bench --worker pretrain --batch 32 --seq 128 --warmup 3 --reps 1
 else
   echo "profile: skipped, neither nsys nor ncu is installed" | tee -a "$summary"

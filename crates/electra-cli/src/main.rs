@@ -80,7 +80,10 @@ pub(crate) fn cancel_on_ctrl_c() -> electra_tokenizer::Cancel {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The GPU runtime logs every autotuned kernel at `info` (hundreds of lines on a first run);
+    // the progress output reports the tuning time instead (`RUST_LOG=info` shows them).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,cubecl_runtime=warn,cubecl=warn,burn_cubecl=warn,burn_cubecl_fusion=warn,cubecl_wgpu=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 

@@ -278,6 +278,15 @@ impl TrainBar {
     fn new(bar: ProgressBar) -> Self {
         Self { bar, started: std::cell::Cell::new(None) }
     }
+
+    /// A line above the bar, or on stderr when the bar is hidden (output not a terminal).
+    fn say(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
 }
 
 impl Progress for TrainBar {
@@ -298,7 +307,7 @@ impl Progress for TrainBar {
             // The first step of a GPU run compiles its kernels and autotunes the tunable ones
             // (results cached for later runs).
             let cache = backend::tune_cache().map_or_else(|| "the runtime's default".to_string(), |d| d.display().to_string());
-            self.bar.println(format!(
+            self.say(format!(
                 "first step: {:.1} s (GPU kernels compiled and autotuned; tune results cached in {cache})",
                 at.elapsed().as_secs_f64()
             ));
@@ -310,7 +319,7 @@ impl Progress for TrainBar {
         ));
     }
     fn on_eval(&self, e: &EvalMetrics) {
-        self.bar.println(format!(
+        self.say(format!(
             "eval @ {}: gen loss {:.3}, gen acc {:.3} (unigram {:.3}), disc AUC {:.3} (rarity {}), binned {}, unigram-probe {}, acc {:.3}, P {:.3} R {:.3}, replaced {:.3}",
             e.step,
             e.mlm_loss,
