@@ -1,12 +1,18 @@
 //! One pre-training step: masking, generator, sampling, discriminator, losses, backward (whole
 //! micro-batches or batch chunks), global-norm clipping and the optimiser update.
 //!
-//! One optimiser step: for each micro-batch, mask (host, seeded by the step), run the generator
-//! on the masked input, compute the MLM loss at the chosen positions only, sample replacements
-//! (Gumbel-max, no gradient), run the discriminator on the corrupted input, add
+//! One optimiser step: for each micro-batch, mask (host, each example from its own stream), run
+//! the generator on the masked input, compute the MLM loss at the chosen positions only, sample
+//! replacements (no gradient), run the discriminator on the corrupted input, add
 //! `disc_weight x` its loss, backpropagate and accumulate; then clip the global gradient norm and
 //! apply the reference Adam. Every random draw of step `t` (masking, sampling, dropout) is seeded
 //! from `(seed, t)`.
+//!
+//! Two paths, one switch ([`host_path`]): with batch chunks (CPU backends) sampling, replacement
+//! and counts run on the host from each example's streams and every step's values are read; without
+//! them (GPU backends, `forward_on_device`) they are tensor operations and a step reads nothing
+//! back from the device until its [`StepOutcome`] is asked for its values. Evaluation
+//! (`forward`) reads what it scores.
 
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -467,7 +473,7 @@ impl<B: Backend> StepOutcome<B> {
 /// Whether a run's steps take the host path: batch chunks (`chunk_size > 0`), masking,
 /// sampling and replacement on the host with each example's own streams, values read every
 /// step (the CPU backends' default, where the host and the device share memory). Otherwise the
-/// device path ([`forward_on_device`]): nothing is read back within a step.
+/// device path (`forward_on_device`): nothing is read back within a step.
 #[must_use]
 pub fn host_path(config: &PretrainConfig) -> bool {
     config.chunk_size.is_some_and(|c| c > 0)
