@@ -566,13 +566,17 @@ pub(crate) fn thread_env(cmd: &mut Command, threads: usize) {
     }
 }
 
-fn ours(task: Task, plan: &Plan, args: &BenchArgs, threads: usize) -> Result<Value> {
-    // /proc/self/exe runs this very binary even when a rebuild has replaced the file meanwhile.
-    let exe = match Path::new("/proc/self/exe") {
+/// This very binary, to run as a worker: /proc/self/exe still is it when a rebuild has replaced
+/// the file meanwhile.
+pub(crate) fn our_exe() -> Result<PathBuf> {
+    Ok(match Path::new("/proc/self/exe") {
         p if p.exists() => p.to_path_buf(),
         _ => std::env::current_exe().context("cannot find the electra binary")?,
-    };
-    let mut cmd = Command::new(exe);
+    })
+}
+
+fn ours(task: Task, plan: &Plan, args: &BenchArgs, threads: usize) -> Result<Value> {
+    let mut cmd = Command::new(our_exe()?);
     cmd.args(["bench", "--worker", task.name()])
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", &plan.warmup.to_string(), "--reps", &plan.reps.to_string()])
@@ -592,8 +596,7 @@ fn ours(task: Task, plan: &Plan, args: &BenchArgs, threads: usize) -> Result<Val
 fn launches(task: Task, plan: &Plan, args: &BenchArgs) -> Result<usize> {
     let log = std::env::temp_dir().join(format!("electra-launches-{}-{}-{}.log", std::process::id(), task.name(), plan.batch));
     let _ = std::fs::remove_file(&log);
-    let exe = std::env::current_exe().context("cannot find the electra binary")?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(our_exe()?);
     cmd.args(["bench", "--worker", task.name(), "--count-launches"])
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", "2", "--reps", "1", "--chunk", &chunk(args).to_string()])

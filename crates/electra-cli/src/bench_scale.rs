@@ -18,7 +18,6 @@
 //! Scaling = tokens/s of N processes over tokens/s of one; efficiency = scaling / N.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -348,12 +347,7 @@ struct Plan {
 
 /// The worker command of rank `rank` (world 1 without a coordinator: one process).
 fn our_worker(args: &BenchArgs, plan: &Plan, world: usize, rank: usize, coordinator: Option<&str>) -> Result<Command> {
-    // /proc/self/exe runs this very binary even when a rebuild has replaced the file meanwhile.
-    let exe = match Path::new("/proc/self/exe") {
-        p if p.exists() => p.to_path_buf(),
-        _ => std::env::current_exe().context("cannot find the electra binary")?,
-    };
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(crate::bench::our_exe()?);
     cmd.args(["bench", "scale", "--worker", "pretrain"])
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", &plan.warmup.to_string(), "--reps", &plan.reps.to_string()])

@@ -23,7 +23,7 @@ use electra_corrupt::{
     sample_tokens_host_by,
 };
 use electra_model::ElectraPreTraining;
-use electra_model::input::{float_tensor, int_tensor, sigmoid, to_host_f32};
+use electra_model::input::{float_tensor, has_padding, int_tensor, sigmoid, to_host_f32};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -250,7 +250,7 @@ fn forward_on_device<B: Backend>(
     let n = masked.positions.len();
     let types = int_tensor::<B, 2>(&batch.token_type_ids, [b, s], &device);
     let mask = int_tensor::<B, 2>(&batch.attention_mask, [b, s], &device);
-    let padded = batch.attention_mask.contains(&0);
+    let padded = has_padding(&batch.attention_mask);
     let zero = || Tensor::<B, 1>::zeros([1], &device);
     let electra = config.objective == Objective::Electra;
     let mut disc_ids = int_tensor::<B, 1>(&batch.input_ids, [b * s], &device);
