@@ -195,6 +195,11 @@ pub struct PretrainArgs {
     /// Data-parallel: the coordinator's address (`electra coordinator`), e.g. 127.0.0.1:29500.
     #[arg(long)]
     pub coordinator: Option<String>,
+    /// Data-parallel: address this rank listens on for its neighbour on the ring, e.g.
+    /// 10.0.0.5:29600 to fix the port for a firewall. Default: the interface that reaches the
+    /// coordinator, any free port.
+    #[arg(long)]
+    pub listen: Option<String>,
     /// Data-parallel: seconds to wait for an answer from the coordinator before giving up (a
     /// lost rank or coordinator is noticed at once; this covers silent network failures).
     #[arg(long, default_value_t = 1800)]
@@ -456,7 +461,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
                 electra_train::dist::hello_for(&config, tokenizer.vocab_sha256(), &manifest.settings, args.rank, args.world);
             let wait = std::time::Duration::from_secs(args.timeout);
             eprintln!("rank {} of {}: joining the job at {address}", args.rank, args.world);
-            Some(electra_train::dist::Peer::connect(address, &hello, wait, wait)?)
+            Some(electra_train::dist::Peer::connect_listening(address, args.listen.as_deref(), &hello, wait, wait)?)
         }
         _ => None,
     };

@@ -7,15 +7,26 @@
 //! coordinator and says hello: protocol version, job id, world size, its rank and fingerprints
 //! of its config, vocabulary and data. The coordinator waits for every rank, compares each
 //! hello with rank 0's and refuses the job, naming the rank and the difference, when anything
-//! differs (the job id is the config's hash, so ranks of another job are refused too). Then,
-//! for every reduction, each rank sends its buffer; the coordinator adds the buffers in rank
-//! order (so every rank receives bit-identical sums, whatever the arrival order) and sends the
-//! sum back to every rank.
+//! differs (the job id is the config's hash, so ranks of another job are refused too), then
+//! sends every rank the ring's addresses.
+//!
+//! The ranks form a ring: each listens on an address of its own (by default the interface it
+//! reaches the coordinator from, on a free port) and connects to the next rank, which checks
+//! the job id. Large reductions (the gradients, [`Reduce::sum_f32`]) travel rank to rank as a
+//! pipelined chain in blocks of 1 MiB: rank 0 sends its block to rank 1, each rank adds its own
+//! values to what it receives (so every sum is added in rank order, `((x0 + x1) + x2) + ...`)
+//! and passes it on, the last rank holds the sum and sends it round the ring back to the
+//! others. Blocks flow in both phases at once, so the reduction takes about one buffer's
+//! transfer time, and nothing goes through the coordinator. Small reductions (losses and
+//! counts, [`Reduce::sum_f64`]) go through the coordinator, which adds the ranks' buffers in
+//! rank order and sends the sum back. Either way every rank receives bit-identical sums.
 //!
 //! # Faults
-//! A rank that dies closes its connection; the coordinator's reader for it sees the end of the
-//! stream at once and the coordinator sends every other rank an abort naming the lost rank,
-//! so no rank waits forever. A rank whose coordinator dies sees its connection close. Reads
+//! A rank that dies closes its connections; the coordinator's reader for it sees the end of
+//! the stream at once and the coordinator sends every other rank an abort naming the lost rank,
+//! so no rank waits forever. A rank whose ring neighbour closes reads that abort from the
+//! coordinator to name the rank that was lost first (its neighbour may only have stopped
+//! because of it). A rank whose coordinator dies sees its connection close. Reads
 //! have a timeout ([`Peer::connect`]'s `timeout`) for the case where no end of stream ever
 //! arrives (a machine that lost power). Nothing listens on all interfaces unless the
 //! coordinator is given such an address.
@@ -26,7 +37,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::mpsc;
@@ -182,7 +193,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Scatter<'_, B> {
 // Transport.
 
 /// Protocol version; a rank with another is refused.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 /// Frame kinds.
 const SUM_F32: u8 = 1;
 const SUM_F64: u8 = 2;
@@ -191,6 +202,27 @@ const ABORT: u8 = 4;
 const FINISH: u8 = 5;
 /// Largest hello accepted (bytes).
 const MAX_HELLO: u64 = 1 << 20;
+/// Ring frame kinds: a partial sum (ranks `0..=r`), the final sum.
+const PARTIAL: u8 = 1;
+const FINAL: u8 = 2;
+/// Bytes per ring block.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// A hello as it travels: the rank's [`Hello`] and the address of its ring listener.
+#[derive(Debug, Serialize, Deserialize)]
+struct Join {
+    #[serde(flatten)]
+    hello: Hello,
+    #[serde(default)]
+    ring: String,
+}
+
+/// What a rank says to the next rank on the ring.
+#[derive(Debug, Serialize, Deserialize)]
+struct RingHello {
+    job: String,
+    rank: usize,
+}
 
 /// What a rank says when it connects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,7 +323,7 @@ fn read_frame(r: &mut impl Read, max: u64) -> std::io::Result<(u8, Vec<u8>)> {
 }
 
 /// Values whose little-endian bytes travel as they lie in memory (`f32`, `f64`).
-trait Wire: bytemuck::Pod {
+trait Wire: bytemuck::Pod + Send + Sync {
     const KIND: u8;
     fn from_le(bytes: &[u8]) -> Self;
     fn to_le(self) -> Vec<u8>;
@@ -340,12 +372,13 @@ fn from_le_bytes<T: Wire>(bytes: &[u8]) -> Vec<T> {
     bytes.chunks_exact(size).map(T::from_le).collect()
 }
 
-/// A rank's connection to the coordinator.
+/// A rank's connections: to the coordinator, and to its neighbours on the ring.
 pub struct Peer {
     rank: usize,
     world: usize,
     coordinator: SocketAddr,
     stream: Mutex<(BufReader<TcpStream>, BufWriter<TcpStream>)>,
+    ring: Option<Mutex<Ring>>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -356,12 +389,30 @@ impl std::fmt::Debug for Peer {
 
 impl Peer {
     /// Connects to the coordinator at `address` (retrying for up to `connect_wait`, since it
-    /// may start after the ranks), says `hello` and waits until every rank has joined.
+    /// may start after the ranks), says `hello`, waits until every rank has joined and joins
+    /// the ring, listening on the interface that reaches the coordinator (any free port).
     /// `timeout` bounds every later wait for an answer.
     ///
     /// # Errors
-    /// [`Error::Collective`]: no coordinator in time, or the job was refused (naming why).
+    /// [`Error::Collective`]: no coordinator in time, the job was refused (naming why), or a
+    /// ring neighbour could not be reached.
     pub fn connect(address: &str, hello: &Hello, connect_wait: Duration, timeout: Duration) -> Result<Self> {
+        Self::connect_listening(address, None, hello, connect_wait, timeout)
+    }
+
+    /// [`Peer::connect`], with the ring listener on `listen` (`HOST:PORT`; port 0 for any free
+    /// one) when given. An unspecified host (`0.0.0.0`) listens on every interface and
+    /// advertises the one that reaches the coordinator.
+    ///
+    /// # Errors
+    /// As [`Peer::connect`], and an address that cannot be bound.
+    pub fn connect_listening(
+        address: &str,
+        listen: Option<&str>,
+        hello: &Hello,
+        connect_wait: Duration,
+        timeout: Duration,
+    ) -> Result<Self> {
         let addrs: Vec<SocketAddr> = address
             .to_socket_addrs()
             .map_err(|e| collective(format!("coordinator address {address}: {e}")))?
@@ -381,22 +432,46 @@ impl Peer {
             std::thread::sleep(Duration::from_millis(200));
         };
         let coordinator = stream.peer_addr().map_err(|e| collective(format!("{address}: {e}")))?;
+        let local_ip = stream.local_addr().map_err(|e| collective(format!("{address}: {e}")))?.ip();
+        let listener = if hello.world > 1 { Some(ring_listener(listen, local_ip)?) } else { None };
+        let advertised = match &listener {
+            Some((_, at)) => at.to_string(),
+            None => String::new(),
+        };
         stream.set_nodelay(true).ok();
         stream.set_read_timeout(Some(timeout)).map_err(|e| collective(format!("{address}: {e}")))?;
         let reader = stream.try_clone().map_err(|e| collective(format!("{address}: {e}")))?;
-        let peer = Self {
+        let mut peer = Self {
             rank: hello.rank,
             world: hello.world,
             coordinator,
             stream: Mutex::new((BufReader::with_capacity(1 << 20, reader), BufWriter::with_capacity(1 << 20, stream))),
+            ring: None,
         };
-        let text = serde_json::to_vec(hello).map_err(|e| collective(e.to_string()))?;
+        let join = Join { hello: hello.clone(), ring: advertised };
+        let text = serde_json::to_vec(&join).map_err(|e| collective(e.to_string()))?;
         let answer = peer.exchange(0, &text, &mut [])?;
-        if !answer.is_empty() {
-            return Err(collective(String::from_utf8_lossy(&answer).into_owned()));
+        if let Some((listener, _)) = listener {
+            let ring: Vec<String> = serde_json::from_slice(&answer)
+                .map_err(|e| collective(format!("the coordinator's list of ring addresses: {e}")))?;
+            let joined = Ring::join(&listener, &ring, hello, Instant::now() + connect_wait.max(Duration::from_secs(30)));
+            peer.ring = Some(Mutex::new(joined.map_err(|e| peer.explain(e))?));
+            peer.ring.iter().for_each(|r| r.lock().iter().for_each(|r| r.set_timeout(timeout)));
         }
         tracing::info!(rank = peer.rank, world = peer.world, %coordinator, "joined the job");
         Ok(peer)
+    }
+
+    /// Why a ring operation failed: the coordinator's abort when it sent one (it names the
+    /// rank that was lost first), else `error` itself.
+    fn explain(&self, error: Error) -> Error {
+        let Ok(mut guard) = self.stream.lock() else { return error };
+        let (reader, _) = &mut *guard;
+        let _ = reader.get_ref().set_read_timeout(Some(Duration::from_secs(10)));
+        match read_frame(reader, MAX_HELLO) {
+            Ok((ABORT, body)) => collective(String::from_utf8_lossy(&body).into_owned()),
+            _ => error,
+        }
     }
 
     /// Sends one frame and waits for the coordinator's answer (a result, or an abort); the
@@ -438,7 +513,17 @@ impl Peer {
         }
     }
 
-    /// Sums `values` over the ranks in place.
+    /// Sums `values` over the ranks in place along the ring.
+    fn ring_sum<T: Wire + std::ops::AddAssign>(&self, values: &mut [T]) -> Result<()> {
+        let Some(ring) = &self.ring else { return Ok(()) };
+        let result = {
+            let mut ring = ring.lock().map_err(|_| collective("ring poisoned"))?;
+            ring.sum(values)
+        };
+        result.map_err(|e| self.explain(e))
+    }
+
+    /// Sums `values` over the ranks in place through the coordinator.
     fn sum<T: Wire>(&self, values: &mut [T]) -> Result<()> {
         if cfg!(target_endian = "little") {
             let payload = bytemuck::cast_slice::<T, u8>(values).to_vec();
@@ -473,10 +558,250 @@ impl Reduce for Peer {
         self.rank
     }
     fn sum_f32(&self, values: &mut [f32]) -> Result<()> {
-        self.sum(values)
+        self.ring_sum(values)
     }
     fn sum_f64(&self, values: &mut [f64]) -> Result<()> {
         self.sum(values)
+    }
+}
+
+/// Binds the ring listener on `listen`, or on `local_ip` (the interface that reaches the
+/// coordinator) with any free port; returns it with the address to advertise.
+fn ring_listener(listen: Option<&str>, local_ip: IpAddr) -> Result<(TcpListener, SocketAddr)> {
+    let listener = match listen {
+        Some(at) => TcpListener::bind(at).map_err(|e| collective(format!("cannot listen on {at} for the ring: {e}")))?,
+        None => TcpListener::bind(SocketAddr::new(local_ip, 0))
+            .map_err(|e| collective(format!("cannot listen on {local_ip} for the ring: {e}")))?,
+    };
+    let mut at = listener.local_addr().map_err(|e| collective(e.to_string()))?;
+    if at.ip().is_unspecified() {
+        at.set_ip(local_ip);
+    }
+    Ok((listener, at))
+}
+
+/// A rank's two ring connections: from the previous rank, to the next.
+struct Ring {
+    rank: usize,
+    world: usize,
+    prev: TcpStream,
+    next: TcpStream,
+}
+
+impl Ring {
+    /// Connects to the next rank (at `addresses[rank + 1]`) and accepts the previous one on
+    /// `listener`, refusing connections that do not come from this job's previous rank.
+    fn join(listener: &TcpListener, addresses: &[String], hello: &Hello, deadline: Instant) -> Result<Self> {
+        let (rank, world) = (hello.rank, hello.world);
+        if addresses.len() != world {
+            return Err(collective(format!("the coordinator sent {} ring addresses for {world} ranks", addresses.len())));
+        }
+        let (prev_rank, next_rank) = ((rank + world - 1) % world, (rank + 1) % world);
+        let next_at = &addresses[next_rank];
+        let greeting = serde_json::to_vec(&RingHello { job: hello.job.clone(), rank }).map_err(|e| collective(e.to_string()))?;
+        std::thread::scope(|scope| {
+            let connecting = scope.spawn(|| -> Result<TcpStream> {
+                loop {
+                    let stream = next_at
+                        .to_socket_addrs()
+                        .ok()
+                        .and_then(|mut a| a.find_map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(5)).ok()));
+                    if let Some(mut s) = stream {
+                        s.set_nodelay(true).ok();
+                        write_frame(&mut s, 0, &greeting)
+                            .map_err(|e| collective(format!("rank {next_rank} at {next_at}: {e}")))?;
+                        return Ok(s);
+                    }
+                    if Instant::now() > deadline {
+                        return Err(collective(format!("cannot reach rank {next_rank} at {next_at} (its ring address)")));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            listener.set_nonblocking(true).map_err(|e| collective(e.to_string()))?;
+            let prev = loop {
+                match listener.accept() {
+                    Ok((s, from)) => {
+                        s.set_nonblocking(false).ok();
+                        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                        let mut s = s;
+                        let said = read_frame(&mut s, MAX_HELLO).ok().and_then(|(_, b)| serde_json::from_slice::<RingHello>(&b).ok());
+                        match said {
+                            Some(h) if h.job == hello.job && h.rank == prev_rank => break s,
+                            _ => tracing::warn!(%from, "refused a ring connection that is not this job's rank {prev_rank}"),
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if Instant::now() > deadline {
+                            return Err(collective(format!("rank {prev_rank} did not connect to this rank's ring address")));
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => return Err(collective(format!("ring accept: {e}"))),
+                }
+            };
+            prev.set_nodelay(true).ok();
+            let next = connecting.join().map_err(|_| collective("ring connection thread panicked"))??;
+            Ok(Self { rank, world, prev, next })
+        })
+    }
+
+    fn set_timeout(&self, timeout: Duration) {
+        let _ = self.prev.set_read_timeout(Some(timeout));
+        let _ = self.next.set_write_timeout(Some(timeout));
+    }
+
+    /// The pipelined chain reduction described in the module docs.
+    fn sum<T: Wire + std::ops::AddAssign>(&mut self, values: &mut [T]) -> Result<()> {
+        let (rank, world) = (self.rank, self.world);
+        let (prev_rank, next_rank) = ((rank + world - 1) % world, (rank + 1) % world);
+        let per_block = (BLOCK_BYTES / std::mem::size_of::<T>()).max(1);
+        let blocks = values.len().div_ceil(per_block);
+        let last = world - 1;
+        // Frames this rank reads: rank 0 the finals, the last rank the partials, the others both.
+        let (mut partials_due, mut finals_due) = match rank {
+            0 => (0, blocks),
+            r if r == last => (blocks, 0),
+            _ => (blocks, blocks),
+        };
+        let forwards_finals = rank + 2 != world && rank != last;
+        let (prev, next) = (&self.prev, &self.next);
+        let lost_prev = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                collective(format!("no data from rank {prev_rank} within the timeout"))
+            }
+            _ => collective(format!("lost rank {prev_rank} ({e})")),
+        };
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = mpsc::channel::<Outgoing<'_, T>>();
+            let (back_tx, back_rx) = mpsc::channel::<&mut [T]>();
+            let writer = scope.spawn(move || -> std::io::Result<()> {
+                let mut w = next;
+                let result = (|| {
+                    for out in rx {
+                        match out {
+                            Outgoing::Own(index, block) => {
+                                send_block(&mut w, PARTIAL, index, block)?;
+                                let _ = back_tx.send(block);
+                            }
+                            Outgoing::Owned(kind, index, mut block) => send_block(&mut w, kind, index, &mut block)?,
+                        }
+                    }
+                    Ok(())
+                })();
+                if result.is_err() {
+                    // Wake the reader: the ring is broken.
+                    let _ = prev.shutdown(Shutdown::Read);
+                }
+                result
+            });
+            let mut own: Vec<Option<&mut [T]>> = Vec::with_capacity(blocks);
+            if rank == 0 {
+                for (i, block) in values.chunks_mut(per_block).enumerate() {
+                    let _ = tx.send(Outgoing::Own(i as u32, block));
+                    own.push(None);
+                }
+            } else {
+                own.extend(values.chunks_mut(per_block).map(Some));
+            }
+            let (mut next_partial, mut next_final, mut reclaimed) = (0usize, 0usize, 0usize);
+            let mut r = prev;
+            while partials_due + finals_due > 0 {
+                let mut head = [0u8; 9];
+                r.read_exact(&mut head).map_err(lost_prev)?;
+                let kind = head[0];
+                let index = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                let len = u32::from_le_bytes([head[5], head[6], head[7], head[8]]) as usize;
+                let expected = match kind {
+                    PARTIAL if partials_due > 0 => next_partial,
+                    FINAL if finals_due > 0 => next_final,
+                    _ => return Err(collective(format!("unexpected ring frame {kind} from rank {prev_rank}"))),
+                };
+                if rank == 0 {
+                    reclaim(expected, &back_rx, &mut own, &mut reclaimed)?;
+                }
+                let size = own.get(expected).and_then(|b| b.as_ref()).map(|b| b.len());
+                if index != expected || Some(len) != size {
+                    return Err(collective("ranks reduced buffers of different lengths"));
+                }
+                if kind == PARTIAL {
+                    next_partial += 1;
+                    partials_due -= 1;
+                    let mut acc = vec![T::zeroed(); len];
+                    r.read_exact(bytemuck::cast_slice_mut(&mut acc)).map_err(lost_prev)?;
+                    from_wire(&mut acc);
+                    let mine = own[index].as_mut().ok_or_else(|| collective("ring block used twice"))?;
+                    acc.iter_mut().zip(mine.iter()).for_each(|(a, &b)| *a += b);
+                    if rank == last {
+                        mine.copy_from_slice(&acc);
+                        let _ = tx.send(Outgoing::Owned(FINAL, index as u32, acc));
+                    } else {
+                        let _ = tx.send(Outgoing::Owned(PARTIAL, index as u32, acc));
+                    }
+                } else {
+                    next_final += 1;
+                    finals_due -= 1;
+                    let mine = own[index].as_mut().ok_or_else(|| collective("ring block used twice"))?;
+                    r.read_exact(bytemuck::cast_slice_mut(mine)).map_err(lost_prev)?;
+                    from_wire(mine);
+                    if forwards_finals {
+                        let _ = tx.send(Outgoing::Owned(FINAL, index as u32, mine.to_vec()));
+                    }
+                }
+            }
+            drop(tx);
+            writer
+                .join()
+                .map_err(|_| collective("ring writer panicked"))?
+                .map_err(|e| collective(format!("lost rank {next_rank} ({e})")))
+        })
+    }
+}
+
+/// For rank 0: waits until the writer has sent block `index` of its own values and has handed
+/// it back (its final sum arrives only after its partial left; blocks come back in order).
+fn reclaim<'a, T>(
+    index: usize,
+    back: &mpsc::Receiver<&'a mut [T]>,
+    own: &mut [Option<&'a mut [T]>],
+    reclaimed: &mut usize,
+) -> Result<()> {
+    if index >= own.len() {
+        return Err(collective("ranks reduced buffers of different lengths"));
+    }
+    while *reclaimed <= index {
+        own[*reclaimed] = Some(back.recv().map_err(|_| collective("the ring writer stopped"))?);
+        *reclaimed += 1;
+    }
+    Ok(())
+}
+
+/// A block queued for the next rank: one of rank 0's own blocks (lent to the writer and
+/// handed back once sent), or a computed one.
+enum Outgoing<'a, T> {
+    Own(u32, &'a mut [T]),
+    Owned(u8, u32, Vec<T>),
+}
+
+/// Writes one ring frame: kind, block index, length in values, then the values little-endian.
+fn send_block<T: Wire>(w: &mut impl Write, kind: u8, index: u32, block: &mut [T]) -> std::io::Result<()> {
+    let mut head = [0u8; 9];
+    head[0] = kind;
+    head[1..5].copy_from_slice(&index.to_le_bytes());
+    head[5..9].copy_from_slice(&(block.len() as u32).to_le_bytes());
+    w.write_all(&head)?;
+    from_wire(block);
+    let written = w.write_all(bytemuck::cast_slice(block));
+    from_wire(block);
+    written
+}
+
+/// Converts values between this machine's byte order and little-endian, in place (nothing to
+/// do on little-endian machines; a byte swap, its own inverse, elsewhere).
+fn from_wire<T: Wire>(values: &mut [T]) {
+    if cfg!(target_endian = "big") {
+        let size = std::mem::size_of::<T>();
+        bytemuck::cast_slice_mut::<T, u8>(values).chunks_exact_mut(size).for_each(<[u8]>::reverse);
     }
 }
 
@@ -518,6 +843,7 @@ impl Coordinator {
         let (tx, rx) = mpsc::channel::<FrameFrom>();
         let mut writers: Vec<Option<BufWriter<TcpStream>>> = (0..self.world).map(|_| None).collect();
         let mut hellos: Vec<Option<Hello>> = vec![None; self.world];
+        let mut rings: Vec<String> = vec![String::new(); self.world];
         self.listener.set_nonblocking(true).map_err(|e| collective(e.to_string()))?;
         let deadline = Instant::now() + join_wait;
         let mut pending: Vec<(usize, TcpStream)> = Vec::new();
@@ -529,10 +855,10 @@ impl Coordinator {
                     stream.set_nodelay(true).ok();
                     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
                     let mut s = stream;
-                    let hello = read_frame(&mut s, MAX_HELLO)
+                    let join = read_frame(&mut s, MAX_HELLO)
                         .ok()
-                        .and_then(|(_, body)| serde_json::from_slice::<Hello>(&body).ok());
-                    let Some(hello) = hello else {
+                        .and_then(|(_, body)| serde_json::from_slice::<Join>(&body).ok());
+                    let Some(Join { hello, ring }) = join else {
                         tracing::warn!(%from, "ignored a connection that did not say hello");
                         continue;
                     };
@@ -554,6 +880,7 @@ impl Coordinator {
                     tracing::info!(rank = hello.rank, %from, "rank joined");
                     let rank = hello.rank;
                     hellos[rank] = Some(hello);
+                    rings[rank] = ring;
                     s.set_read_timeout(None).ok();
                     pending.push((rank, s.try_clone().map_err(|e| collective(e.to_string()))?));
                     writers[rank] = Some(BufWriter::with_capacity(1 << 20, s));
@@ -580,7 +907,8 @@ impl Coordinator {
                 return Err(collective(msg));
             }
         }
-        broadcast(&mut writers, RESULT, &[]);
+        let addresses = serde_json::to_vec(&rings).map_err(|e| collective(e.to_string()))?;
+        broadcast(&mut writers, RESULT, &addresses);
         tracing::info!(world = self.world, "every rank joined; serving");
         // One reader thread per rank, so that a lost rank is noticed at once.
         for (rank, stream) in pending {
@@ -755,6 +1083,42 @@ mod tests {
     }
 
     #[test]
+    fn buffers_of_many_ring_blocks_sum_in_rank_order_for_2_and_4_ranks() {
+        // 2.5 ring blocks; values whose sum depends on the order of addition.
+        let len = BLOCK_BYTES / 4 * 5 / 2;
+        let value = |r: usize, i: usize| ((r * 7 + i * 13) % 1000) as f32 * 0.1 + if r == 0 { 1e7 } else { 0.0 };
+        for world in [2usize, 4] {
+            let (addr, server) = start(world);
+            let ranks: Vec<_> = (0..world)
+                .map(|r| {
+                    let addr = addr.clone();
+                    std::thread::spawn(move || -> Result<Vec<f32>> {
+                        let p = Peer::connect(&addr, &hello(r, world, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
+                        let mut v: Vec<f32> = (0..len).map(|i| value(r, i)).collect();
+                        for _ in 0..3 {
+                            v = (0..len).map(|i| value(r, i)).collect();
+                            p.sum_f32(&mut v)?;
+                        }
+                        p.finish()?;
+                        Ok(v)
+                    })
+                })
+                .collect();
+            let results: Vec<Vec<f32>> =
+                ranks.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("rank panicked")).unwrap_or_else(|e| panic!("{e}"))).collect();
+            server.join().unwrap_or_else(|_| panic!("coordinator panicked")).unwrap_or_else(|e| panic!("{e}"));
+            let expected: Vec<f32> = (0..len)
+                .map(|i| (1..world).fold(value(0, i), |acc, r| acc + value(r, i)))
+                .collect();
+            for (r, got) in results.iter().enumerate() {
+                assert_eq!(got.len(), len);
+                let wrong = got.iter().zip(&expected).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(wrong, 0, "world {world}, rank {r}: {wrong} sums differ from the rank-order sum");
+            }
+        }
+    }
+
+    #[test]
     fn a_rank_of_another_job_is_refused_and_every_rank_is_told() {
         let (addr, server) = start(2);
         let a = {
@@ -772,28 +1136,37 @@ mod tests {
 
     #[test]
     fn a_lost_rank_stops_the_others_with_its_name() {
-        let (addr, server) = start(2);
-        let survivor = {
-            let addr = addr.clone();
-            std::thread::spawn(move || -> Result<()> {
-                let p = Peer::connect(&addr, &hello(0, 2, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
-                let mut v = [1.0f32];
-                p.sum_f32(&mut v)?;
-                p.sum_f32(&mut v)
-            })
-        };
-        {
-            let p = Peer::connect(&addr, &hello(1, 2, "a"), Duration::from_secs(10), Duration::from_secs(30))
-                .unwrap_or_else(|e| panic!("{e}"));
-            let mut v = [1.0f32];
-            p.sum_f32(&mut v).unwrap_or_else(|e| panic!("{e}"));
-            // Dropped here: the connection closes as a killed process's would.
+        // With 3 ranks the lost rank's ring neighbours differ: rank 0 reads from it, rank 1
+        // only from rank 0.
+        for world in [2usize, 3] {
+            let lost = world - 1;
+            let (addr, server) = start(world);
+            let survivors: Vec<_> = (0..lost)
+                .map(|r| {
+                    let addr = addr.clone();
+                    std::thread::spawn(move || -> Result<()> {
+                        let p = Peer::connect(&addr, &hello(r, world, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
+                        let mut v = vec![1.0f32; 100_000];
+                        p.sum_f32(&mut v)?;
+                        p.sum_f32(&mut v)
+                    })
+                })
+                .collect();
+            {
+                let p = Peer::connect(&addr, &hello(lost, world, "a"), Duration::from_secs(10), Duration::from_secs(30))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut v = vec![1.0f32; 100_000];
+                p.sum_f32(&mut v).unwrap_or_else(|e| panic!("{e}"));
+                // Dropped here: the connections close as a killed process's would.
+            }
+            let started = Instant::now();
+            for (r, s) in survivors.into_iter().enumerate() {
+                let err = s.join().unwrap_or_else(|_| panic!("rank panicked")).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(err.contains(&format!("lost rank {lost}")), "world {world}, rank {r}: {err}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(15));
+            assert!(server.join().unwrap_or_else(|_| panic!("coordinator panicked")).is_err());
         }
-        let started = Instant::now();
-        let err = survivor.join().unwrap_or_else(|_| panic!("rank panicked")).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("lost rank 1"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(10));
-        assert!(server.join().unwrap_or_else(|_| panic!("coordinator panicked")).is_err());
     }
 
     #[test]
