@@ -129,6 +129,9 @@ fn for_groups<T: Sync>(
     let rows = if chunk > 0 { batch_size.min(chunk) } else { batch_size }.max(1);
     let groups: Vec<&[T]> = lines.chunks(rows).collect();
     let wave = if chunk > 0 { 2 * rayon::current_num_threads().max(1) } else { 1 };
+    // `--precision`, installed on whichever thread runs a group.
+    let precision = electra_model::precision::current();
+    let f = |g: &[T]| electra_model::autocast(precision, || f(g));
     for wave in groups.chunks(wave) {
         let results: Vec<Result<Vec<Value>>> = if wave.len() == 1 {
             wave.iter().map(|g| f(g)).collect()

@@ -21,6 +21,7 @@ use burn::tensor::activation;
 use electra_model::hf::{self, TensorCollector, TensorMap};
 use electra_model::input::to_host_f32;
 use electra_model::layers::dropout;
+use electra_model::precision::linear;
 use electra_model::params::{Kind, ParamSink, ParamSource, RandomInit, build_linear, visit_linear};
 use electra_model::{ElectraConfig, ElectraModel};
 use serde::{Deserialize, Serialize};
@@ -238,9 +239,9 @@ impl<B: Backend> TaskModel<B> {
         let mut x = hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]);
         x = dropout(&self.dropout, x);
         if let Some(dense) = &self.dense {
-            x = dropout(&self.dropout, activation::gelu(dense.forward(x)));
+            x = dropout(&self.dropout, activation::gelu(linear(dense, x)));
         }
-        self.output.forward(x)
+        linear(&self.output, x)
     }
 
     /// Token-level outputs `[batch, seq, outputs]` (token heads: label logits; span heads:
@@ -253,7 +254,7 @@ impl<B: Backend> TaskModel<B> {
     ) -> Tensor<B, 3> {
         let hidden = self.hidden(input_ids, token_type_ids, attention_mask);
         let x = if matches!(self.kind, HeadKind::Span) { hidden } else { dropout(&self.dropout, hidden) };
-        self.output.forward(x)
+        linear(&self.output, x)
     }
 
     /// The tensors as HuggingFace writes this architecture. A reference (`linear`) sequence head

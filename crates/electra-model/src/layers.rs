@@ -8,6 +8,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::{Distribution, activation};
 
+use crate::precision::{linear, matmul};
 use crate::config::{Activation, ElectraConfig};
 use crate::params::{
     ParamSink, ParamSource, build_embedding, build_layer_norm, build_linear, build_vector, join,
@@ -180,18 +181,18 @@ impl<B: Backend> Attention<B> {
                 t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2)
             }
         };
-        let q = split(self.query.forward(x.clone()).mul_scalar(1.0 / (head_dim as f64).sqrt()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)); // [batch, heads, seq, seq]
+        let q = split(linear(&self.query, x.clone()).mul_scalar(1.0 / (head_dim as f64).sqrt()));
+        let k = split(linear(&self.key, x.clone()));
+        let v = split(linear(&self.value, x.clone()));
+        let scores = matmul(q, k.swap_dims(2, 3)); // [batch, heads, seq, seq]
         let scores = match mask_bias {
             Some(bias) => scores + bias,
             None => scores,
         };
         let probs = dropout(&self.attention_dropout, activation::softmax(scores, 3));
-        let context = probs.matmul(v); // [batch, heads, seq, head_dim]
+        let context = matmul(probs, v); // [batch, heads, seq, head_dim]
         let context = if heads == 1 { context } else { context.swap_dims(1, 2) }.reshape([tokens, hidden]);
-        self.layer_norm.forward(x + dropout(&self.dropout, self.dense.forward(context)))
+        self.layer_norm.forward(x + dropout(&self.dropout, linear(&self.dense, context)))
     }
 }
 
@@ -263,8 +264,8 @@ impl<B: Backend> Layer<B> {
     /// [`Self::forward`] on `[batch * seq, hidden]` rows (see [`Attention::forward_flat`]).
     fn forward_flat(&self, x: Tensor<B, 2>, batch: usize, mask_bias: Option<Tensor<B, 4>>) -> Tensor<B, 2> {
         let x = self.attention.forward_flat(x, batch, mask_bias);
-        let h = activate(self.activation, self.intermediate.forward(x.clone())); // [batch * seq, ffn]
-        self.layer_norm.forward(x + dropout(&self.dropout, self.output.forward(h)))
+        let h = activate(self.activation, linear(&self.intermediate, x.clone())); // [batch * seq, ffn]
+        self.layer_norm.forward(x + dropout(&self.dropout, linear(&self.output, h)))
     }
 }
 
@@ -335,7 +336,7 @@ impl<B: Backend> Encoder<B> {
         let [batch, seq, embedding] = embedded.dims();
         let embedded = embedded.reshape([batch * seq, embedding]);
         let mut x = match &self.embeddings_project {
-            Some(p) => p.forward(embedded),
+            Some(p) => linear(p, embedded),
             None => embedded,
         }; // [batch * seq, hidden]
         // Without padding the bias is all zeros and is skipped (as transformers does for SDPA
@@ -393,8 +394,8 @@ impl<B: Backend> DiscriminatorHead<B> {
     /// - output: `[batch, seq]` logits of "replaced"
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, seq, width] = hidden.dims();
-        let h = activate(self.activation, self.dense.forward(hidden.reshape([batch * seq, width])));
-        self.dense_prediction.forward(h).reshape([batch, seq])
+        let h = activate(self.activation, linear(&self.dense, hidden.reshape([batch * seq, width])));
+        linear(&self.dense_prediction, h).reshape([batch, seq])
     }
 }
 
@@ -458,7 +459,7 @@ impl<B: Backend> GeneratorHead<B> {
     /// # Shapes
     /// - `hidden`: `[..., hidden]`, output `[..., embedding]`
     pub fn transform<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
-        self.layer_norm.forward(activate(self.activation, self.dense.forward(hidden)))
+        self.layer_norm.forward(activate(self.activation, linear(&self.dense, hidden)))
     }
 
     /// Vocabulary logits for a flat set of positions.
@@ -467,7 +468,7 @@ impl<B: Backend> GeneratorHead<B> {
     /// - `hidden`: `[n, hidden]`, `word_table`: `[vocab, embedding]`
     /// - output: `[n, vocab]`
     pub fn logits_flat(&self, hidden: Tensor<B, 2>, word_table: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.transform(hidden).matmul(word_table.transpose()) + self.bias.val().unsqueeze::<2>()
+        matmul(self.transform(hidden), word_table.transpose()) + self.bias.val().unsqueeze::<2>()
     }
 
     /// Vocabulary logits at every position.

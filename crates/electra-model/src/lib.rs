@@ -36,9 +36,11 @@ pub mod layers;
 pub mod model;
 pub mod parallel;
 pub mod params;
+pub mod precision;
 
 pub use config::{Activation, ElectraConfig};
 pub use error::{Error, Result};
+pub use precision::{Precision, autocast};
 pub use model::{
     Discriminator, DiscriminatorOutput, ElectraModel, ElectraPreTraining, Generator, PreTrainingConfig,
 };

@@ -19,7 +19,8 @@ use rayon::prelude::*;
 
 /// Splits `rows` rows into chunks of `chunk` ([`chunk_ranges`]) and, on rayon's pool, runs `f`
 /// on each chunk with a fork of `model` (its own autodiff leaves, the same parameter ids) inside
-/// a host random stream seeded by `derive_seed(seed, chunk index)`; backpropagates the loss `f`
+/// a host random stream seeded by `derive_seed(seed, chunk index)` and the caller's
+/// [`electra_model::autocast`] precision; backpropagates the loss `f`
 /// returns and adds the gradients to `accumulator` in chunk order. Returns the rest of `f`'s
 /// results in chunk order.
 ///
@@ -50,11 +51,13 @@ where
         Some(d) => m.clone().fork(d),
         None => m.clone(),
     };
+    // The caller's mixed precision, installed on whichever thread runs a chunk.
+    let precision = electra_model::precision::current();
     let run = |(c, rows): (usize, Range<usize>), replica: M| {
-        with_host_rng(derive_seed(seed, c as u64), || {
+        electra_model::autocast(precision, || with_host_rng(derive_seed(seed, c as u64), || {
             let (loss, out) = f(&replica, c, rows)?;
             Ok((GradientsParams::from_grads(loss.backward(), &replica), out))
-        })
+        }))
     };
     let wave = 2 * rayon::current_num_threads().max(1);
     let mut outs = Vec::with_capacity(ranges.len());
