@@ -223,6 +223,16 @@ def pretraining_losses(torch, gen, disc, ids, types, mask, sampling):
     return loss, mlm, disc_loss, gen_correct, disc_logits, flat.numel()
 
 
+def autocast(torch, args):
+    """`torch.autocast` in `--precision` (bf16: matrix multiplies in bfloat16, as ours), or
+    nothing for f32."""
+    import contextlib
+
+    if args.precision == "f32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=DEVICE, dtype=torch.bfloat16)
+
+
 def task_pretrain(torch, args):
     gen, disc = pretraining_models(torch, args.attn)
     optim, params = adamw(torch, [gen, disc], 5e-4)
@@ -230,8 +240,9 @@ def task_pretrain(torch, args):
     predictions = [0]
 
     def step():
-        loss, mlm, disc_loss, gen_correct, disc_logits, n = pretraining_losses(
-            torch, gen, disc, ids, types, mask, args.sampling)
+        with autocast(torch, args):
+            loss, mlm, disc_loss, gen_correct, disc_logits, n = pretraining_losses(
+                torch, gen, disc, ids, types, mask, args.sampling)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -256,8 +267,8 @@ def task_inference(torch, args):
     ids, types, mask = (t.to(DEVICE) for t in synthetic_batch(torch, args.batch, args.seq, args.seed))
 
     def step():
-        with torch.inference_mode():
-            disc(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.cpu().numpy()
+        with torch.inference_mode(), autocast(torch, args):
+            disc(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float().cpu().numpy()
 
     times, util = timed(step, args.warmup, args.reps)
     return {"times_s": times, "cores_used": util, "kernel_launches": kernel_launches(torch, step)}
@@ -280,8 +291,9 @@ def task_finetune(torch, args):
     labels = labels.to(DEVICE)
 
     def step():
-        cls = electra(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state[:, 0]
-        loss = F.cross_entropy(head(dropout(cls)), labels)
+        with autocast(torch, args):
+            cls = electra(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state[:, 0]
+            loss = F.cross_entropy(head(dropout(cls)), labels)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -308,7 +320,8 @@ def run_task(args):
         raise SystemExit(f"--device {DEVICE}: PyTorch sees no CUDA GPU")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    out = {"task": args.task, "batch": args.batch, "seq": args.seq, "warmup": args.warmup, "reps": args.reps}
+    out = {"task": args.task, "batch": args.batch, "seq": args.seq, "warmup": args.warmup, "reps": args.reps,
+           "precision": args.precision}
     if args.task == "check":
         import transformers
 
@@ -346,6 +359,8 @@ def main():
                    help="pretrain: Gumbel-max over the vocabulary (the reference; ours without batch "
                         "chunks) or torch.multinomial (inverse transform, one uniform per row; ours "
                         "with batch chunks)")
+    p.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                   help="f32, or bf16 under torch.autocast (training and inference tasks)")
     p.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa",
                    help="transformers attention implementation (default: sdpa, transformers' default)")
     args = p.parse_args()
@@ -357,7 +372,7 @@ def main():
     # Every task in a fresh process, so that peak memory does not mix.
     common = ["--batch", str(args.batch), "--seq", str(args.seq), "--warmup", str(args.warmup), "--reps",
               str(args.reps), "--threads", str(args.threads), "--size", str(args.size), "--attn", args.attn,
-              "--device", args.device]
+              "--device", args.device, "--precision", args.precision]
     for task in ["check", "peak", "pretrain", "inference", "finetune"]:
         subprocess.run([sys.executable, __file__, "--task", task, *common], check=True)
 

@@ -143,6 +143,10 @@ pub struct BenchArgs {
     /// Measure our side only.
     #[arg(long)]
     pub no_python: bool,
+    /// Precision of both sides' matrix multiplies: f32, or bf16 (ours `--precision bf16`,
+    /// PyTorch's `torch.autocast` with bfloat16).
+    #[arg(long, default_value = "f32")]
+    pub precision: electra_model::Precision,
     /// prepare: the directory of the .xz corpora (brown, sotu, moby_dick, bible_web).
     #[arg(long, default_value = "../shared/data/corpora")]
     pub corpora: PathBuf,
@@ -163,6 +167,9 @@ pub struct BenchArgs {
 
 /// Runs `electra bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
+    if args.precision == electra_model::Precision::F16 {
+        bail!("--precision f16: the bench compares f32 or bf16 (fine-tuning has no f16 mode)");
+    }
     if let Some(task) = args.worker {
         if args.count_launches {
             COUNTING.get_or_init(Default::default);
@@ -329,7 +336,7 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
             (times, cores)
         }
         Task::Pretrain => {
-            let config = pretrain_config(batch, seq, chunk(args));
+            let config = PretrainConfig { precision: args.precision, ..pretrain_config(batch, seq, chunk(args)) };
             let networks = PreTrainingConfig::new(small(), config.generator_size)?;
             let mut model = Some(ElectraPreTraining::<Ad>::init(&networks, config.seed, &device)?);
             let mut optim = ElectraAdam::from_config(&config).init::<Ad, ElectraPreTraining<Ad>>();
@@ -359,20 +366,21 @@ fn worker(task: Task, args: &BenchArgs) -> Result<Value> {
             let types = int_tensor::<Inner, 2>(&host.token_type_ids, [batch, seq], &device);
             let mask = int_tensor::<Inner, 2>(&host.attention_mask, [batch, seq], &device);
             // As `electra score` runs it: chunks of rows on rayon's threads on CPU backends.
-            timed(warmup, reps, || {
+            let precision = args.precision;
+            timed(warmup, reps, || electra_model::autocast(precision, || {
                 let parts = electra_model::parallel::map_chunks(batch, chunk(args), |_, rows| {
                     let (i, t, m) = (ids.clone().slice(rows.clone()), types.clone().slice(rows.clone()), mask.clone().slice(rows));
                     model.forward(i, t, m).logits.into_data() // the logits on the host, as `electra score` reads them
                 });
                 std::hint::black_box(parts);
                 Ok(())
-            })?
+            }))?
         }
         Task::Finetune => {
             // As `electra finetune` runs a batch: `electra_finetune::train_step` (chunks of rows
             // on rayon's threads on CPU backends; whole batches, dropout from the backend, on GPU
             // ones), on a reference (linear) classification head.
-            let config = finetune_config(batch, chunk(args));
+            let config = FinetuneConfig { precision: args.precision, ..finetune_config(batch, chunk(args)) };
             let kind = HeadKind::Sequence { labels: vec!["0".into(), "1".into()] };
             let encoder = ElectraModel::<Ad>::init(&small(), 0, &device)?;
             let mut model = Some(TaskModel::new(encoder, kind, HeadStyle::Linear, 0, &device)?);
@@ -581,6 +589,7 @@ fn ours(task: Task, plan: &Plan, args: &BenchArgs, threads: usize) -> Result<Val
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", &plan.warmup.to_string(), "--reps", &plan.reps.to_string()])
         .args(["--peak-size", &args.peak_size.to_string(), "--chunk", &chunk(args).to_string()])
+        .args(["--precision", args.precision.name()])
         .env("RUST_LOG", "warn");
     thread_env(&mut cmd, threads);
     let mut out = run_json(cmd, &format!("our {} worker", task.name()))?;
@@ -600,6 +609,7 @@ fn launches(task: Task, plan: &Plan, args: &BenchArgs) -> Result<usize> {
     cmd.args(["bench", "--worker", task.name(), "--count-launches"])
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", "2", "--reps", "1", "--chunk", &chunk(args).to_string()])
+        .args(["--precision", args.precision.name()])
         .env("RUST_LOG", "warn")
         .env(backend::LAUNCH_LOG_ENV, &log);
     let out = run_json(cmd, &format!("our {} launch count", task.name()));
@@ -632,6 +642,7 @@ fn theirs(py: &Python, task: Task, plan: &Plan, args: &BenchArgs, threads: usize
         .args(["--batch", &plan.batch.to_string(), "--seq", &args.seq.to_string()])
         .args(["--warmup", &plan.warmup.to_string(), "--reps", &plan.reps.to_string()])
         .args(["--size", &args.peak_size.to_string(), "--device", torch_device(args)])
+        .args(["--precision", args.precision.name()])
         // The sampling algorithm of our side: one uniform per row in batch chunks, Gumbel-max on
         // the device without them.
         .args(["--sampling", if chunk(args) > 0 { "multinomial" } else { "gumbel" }]);
@@ -704,10 +715,11 @@ fn bench_model(args: &BenchArgs) -> Result<()> {
     let python = find_python(args, threads);
     let batches: Vec<String> = plans.iter().map(|p| format!("{} ({}+{} reps)", p.batch, p.warmup, p.reps)).collect();
     eprintln!(
-        "bench: ELECTRA-Small, seq {}, batch {}, {threads} threads, backend {}",
+        "bench: ELECTRA-Small, seq {}, batch {}, {threads} threads, backend {}, precision {}",
         args.seq,
         batches.join(", "),
-        backend::NAME
+        backend::NAME,
+        args.precision
     );
     match &python {
         Ok(py) => eprintln!(
@@ -792,6 +804,7 @@ fn bench_model(args: &BenchArgs) -> Result<()> {
         "pytorch": match &python { Ok(p) => p.check.clone(), Err(why) => json!({"absent": why}) },
         "torch_attention": args.torch_attn,
         "torch_device": torch_device(args),
+        "precision": args.precision.name(),
         "quick": args.quick,
         "results": rows,
         "failures": failures,
@@ -812,7 +825,12 @@ fn print_model_table(
     machine_peak: Option<f64>,
     python: &std::result::Result<Python, String>,
 ) {
-    println!("\n== electra bench: ELECTRA-Small, seq {}, {} backend, {threads} threads ==", args.seq, backend::NAME);
+    println!(
+        "\n== electra bench: ELECTRA-Small, seq {}, {} backend, {threads} threads, precision {} ==",
+        args.seq,
+        backend::NAME,
+        args.precision
+    );
     match python {
         Ok(p) => println!(
             "theirs: PyTorch {} + transformers {}, attention {}, torch threads {}, device {} {}",

@@ -170,6 +170,10 @@ pub struct FinetuneArgs {
     /// quick pre-training run uses none, the paper fine-tunes with 0.1).
     #[arg(long)]
     pub dropout: Option<f64>,
+    /// Precision of the matrix multiplies in training and evaluation: f32 (default) or bf16
+    /// (for GPUs; docs/user-guide.md, "Mixed precision").
+    #[arg(long, default_value = "f32")]
+    pub precision: electra_model::Precision,
 }
 
 fn load_task(args: &FinetuneArgs) -> Result<TextTask> {
@@ -274,6 +278,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         bias_correction: args.bias_correction,
         seed: args.seed,
         chunk_size: Some(backend::DEFAULT_CHUNK),
+        precision: args.precision,
         ..FinetuneConfig::default()
     };
     base.validate()?;

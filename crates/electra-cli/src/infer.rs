@@ -33,6 +33,10 @@ pub struct Common {
     /// `max_position_embeddings`.
     #[arg(long)]
     pub max_seq_len: Option<usize>,
+    /// Precision of the matrix multiplies: f32 (default), bf16 or f16. Half precision is for
+    /// GPUs; CPUs convert the half types in software (docs/user-guide.md, "Mixed precision").
+    #[arg(long, default_value = "f32")]
+    pub precision: electra_model::Precision,
 }
 
 /// One tokenised input line.

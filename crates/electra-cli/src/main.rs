@@ -88,18 +88,22 @@ fn init_logging() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    use electra_model::autocast;
     tracing::debug!(backend = backend::NAME, "starting");
     match cli.command {
         Command::Pretrain(args) => pretrain::pretrain(&args),
         Command::Coordinator(args) => pretrain::coordinator(&args),
         Command::Prepare(args) => pretrain::prepare(&args).map(|_| ()),
         Command::Vocab(args) => pretrain::vocab(&args),
-        Command::Score { common } => infer::score(&common),
-        Command::FillMask { common, top_k } => infer::fill_mask(&common, top_k),
-        Command::Embed { common, pooling, normalize } => infer::embed(&common, pooling, normalize),
+        // Inference in the precision asked for (`--precision`).
+        Command::Score { common } => autocast(common.precision, || infer::score(&common)),
+        Command::FillMask { common, top_k } => autocast(common.precision, || infer::fill_mask(&common, top_k)),
+        Command::Embed { common, pooling, normalize } => {
+            autocast(common.precision, || infer::embed(&common, pooling, normalize))
+        }
         Command::Bench(args) => bench::bench(&args),
         Command::Finetune(args) => finetune::finetune(&args),
-        Command::Classify { common } => finetune::classify(&common),
+        Command::Classify { common } => autocast(common.precision, || finetune::classify(&common)),
     }
 }
 

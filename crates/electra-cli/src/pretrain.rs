@@ -186,6 +186,11 @@ pub struct PretrainArgs {
     /// Override the number of steps.
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Precision of the matrix multiplies: f32, bf16 or f16 (with dynamic loss scaling).
+    /// Overrides the config's `precision`. Half precision is for GPUs; CPUs convert the half
+    /// types in software (docs/user-guide.md, "Mixed precision").
+    #[arg(long)]
+    pub precision: Option<electra_model::Precision>,
     /// Data-parallel: the number of ranks (processes) of the job (docs/scaling.md).
     #[arg(long, default_value_t = 1)]
     pub world: usize,
@@ -404,6 +409,9 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     }
     if let Some(steps) = args.steps {
         config.steps = steps;
+    }
+    if let Some(precision) = args.precision {
+        config.precision = precision;
     }
     if config.chunk_size.is_none() {
         // Resuming: keep the chunking the run started with (`None` for runs from before batch

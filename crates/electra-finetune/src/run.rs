@@ -11,6 +11,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use electra_model::input::to_host_f32;
 use electra_model::parallel::map_chunks;
+use electra_model::Precision;
 use electra_tokenizer::Cancel;
 use electra_train::optim::ElectraAdam;
 use rand::SeedableRng;
@@ -82,6 +83,11 @@ pub struct FinetuneConfig {
     /// (`electra_train::PretrainConfig::chunk_size`); prediction uses the same chunks. The
     /// `electra` binary picks 8 on CPU backends and none on GPU ones.
     pub chunk_size: Option<usize>,
+    /// Precision of the matrix multiplies in training and prediction
+    /// ([`electra_model::precision`]): `f32` (default) or `bf16`. (`f16` would need loss
+    /// scaling, which pre-training has and fine-tuning does not: it is refused.)
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for FinetuneConfig {
@@ -103,6 +109,7 @@ impl Default for FinetuneConfig {
             max_grad_norm: 1.0,
             seed: 1,
             chunk_size: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -111,6 +118,9 @@ impl FinetuneConfig {
     /// Checks the values a run cannot start with.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Invalid(format!("fine-tuning config: {m}")));
+        if self.precision == Precision::F16 {
+            return bad("precision f16 needs loss scaling, which fine-tuning does not have: use bf16 (or f32)");
+        }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return bad("learning_rate must be positive");
         }
@@ -298,7 +308,8 @@ pub fn best_epoch(scores: &[f64]) -> Option<usize> {
 
 /// Fine-tunes `model` on `train`, scoring `dev` after every epoch with `score` (the first score
 /// picks the best epoch, [`is_better`], whose model is written to `out_dir` in HuggingFace
-/// layout). Each batch is one [`train_step`]. `cancel` is polled before every step: once set,
+/// layout). Each batch is one [`train_step`]; training and scoring run in `config.precision`
+/// ([`electra_model::autocast`]). `cancel` is polled before every step: once set,
 /// the run stops with [`Error::Interrupted`] (`out_dir` keeps the best epoch evaluated so far,
 /// if any).
 ///
@@ -317,6 +328,20 @@ pub fn finetune<B: AutodiffBackend>(
     cancel: &Cancel,
 ) -> Result<RunResult> {
     config.validate()?;
+    electra_model::autocast(config.precision, || finetune_in_precision(model, config, train, dev, score, out_dir, progress, cancel))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finetune_in_precision<B: AutodiffBackend>(
+    model: TaskModel<B>,
+    config: &FinetuneConfig,
+    train: &[Feature],
+    dev: &[Feature],
+    score: &dyn Fn(&Outputs) -> Result<Scores>,
+    out_dir: &Path,
+    progress: &dyn RunProgress,
+    cancel: &Cancel,
+) -> Result<RunResult> {
     if train.is_empty() {
         return Err(Error::Invalid("the training split is empty".into()));
     }

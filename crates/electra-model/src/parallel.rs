@@ -65,7 +65,9 @@ pub fn map_chunks<T: Send>(rows: usize, chunk: usize, f: impl Fn(usize, Range<us
     if ranges.len() == 1 {
         return ranges.into_iter().enumerate().map(|(i, r)| f(i, r)).collect();
     }
-    ranges.into_par_iter().enumerate().map(|(i, r)| f(i, r)).collect()
+    // The caller's mixed precision, installed on whichever thread runs a chunk.
+    let precision = crate::precision::current();
+    ranges.into_par_iter().enumerate().map(|(i, r)| crate::precision::autocast(precision, || f(i, r))).collect()
 }
 
 #[cfg(test)]

@@ -101,6 +101,9 @@ struct CheckpointState {
     format: u32,
     #[serde(default)]
     run_id: Option<String>,
+    /// The optimiser's loss scale (f16 training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loss_scale: Option<crate::optim::LossScale>,
 }
 
 /// A complete checkpoint found on disk.
@@ -157,7 +160,7 @@ pub fn latest_checkpoint(root: &Path, run_id: Option<&str>) -> Result<Option<Che
 /// A pre-training module and its optimiser.
 type ModelAndOptim<B> = (ElectraPreTraining<B>, Optim<ElectraPreTraining<B>, B>);
 
-/// Reads the model and optimiser of a checkpoint into `model` and `optim`.
+/// Reads the model and optimiser (with its loss scale) of a checkpoint into `model` and `optim`.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] when the files do not match the model.
@@ -171,7 +174,11 @@ pub fn load_checkpoint<B: AutodiffBackend>(
     let bad = |e: String| Error::Checkpoint { path: dir.to_path_buf(), message: e };
     let model = model.load_file(dir.join("model"), &recorder, device).map_err(|e| bad(e.to_string()))?;
     let record = recorder.load(dir.join("optimizer"), device).map_err(|e| bad(e.to_string()))?;
-    Ok((model, optim.load_record(record)))
+    let mut optim = optim.load_record(record);
+    let state = dir.join("state.json");
+    let text = std::fs::read_to_string(&state).map_err(|e| Error::io(&state, e))?;
+    optim.loss_scale = serde_json::from_str::<CheckpointState>(&text).map_err(|e| bad(format!("state.json: {e}")))?.loss_scale;
+    Ok((model, optim))
 }
 
 /// Writes a checkpoint of step `step` for the run `run_id` atomically: everything goes to a
@@ -213,7 +220,8 @@ pub fn save_checkpoint<B: AutodiffBackend>(
         let optim_bytes = recorder.record(optim.to_record(), ()).map_err(|e| fail(e.to_string()))?;
         hf::write_atomic(&tmp.join("optimizer.mpk"), &optim_bytes)?;
         drop(optim_bytes);
-        let state = CheckpointState { step, format: CHECKPOINT_FORMAT, run_id: Some(run_id.to_string()) };
+        let state =
+            CheckpointState { step, format: CHECKPOINT_FORMAT, run_id: Some(run_id.to_string()), loss_scale: optim.loss_scale };
         hf::write_atomic(&tmp.join("state.json"), serde_json::to_string(&state).unwrap_or_default().as_bytes())?;
         replace_dir(&tmp, &dir, &old)
     })();

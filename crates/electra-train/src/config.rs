@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use electra_model::init::InitSource;
-use electra_model::{ElectraConfig, PreTrainingConfig};
+use electra_model::{ElectraConfig, Precision, PreTrainingConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -82,6 +82,12 @@ pub struct PretrainConfig {
     /// backends (docs/performance.md, "Batch chunks"). `None` leaves the choice to the caller:
     /// the `electra` binary picks 8 on CPU backends and none on GPU ones, and records it.
     pub chunk_size: Option<usize>,
+    /// Precision of the models' matrix multiplies ([`electra_model::precision`]): `f32` (the
+    /// default), `bf16`, or `f16` with dynamic loss scaling ([`crate::optim::LossScale`]).
+    /// Parameters, optimiser state, losses and sampling stay `f32`. Absent from the configs of
+    /// `f32` runs.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
     /// Total optimiser steps.
     pub steps: u64,
     /// Peak learning rate.
@@ -135,6 +141,7 @@ impl Default for PretrainConfig {
             batch_size: 128,
             grad_accumulation: 1,
             chunk_size: None,
+            precision: Precision::F32,
             steps: 1_000_000,
             learning_rate: 5e-4,
             warmup_steps: 10_000,

@@ -179,7 +179,20 @@ fn unigram_probe<B: Backend>(
 /// sampling seeds so that evaluations are comparable across steps. `unigram` (from
 /// [`Unigram::count`] over the training split) adds the context-free baseline
 /// [`EvalMetrics::rarity_auc`] and the context probes.
+/// Runs in the run's precision (`config.precision`).
 pub fn evaluate<B: Backend>(
+    model: &ElectraPreTraining<B>,
+    valid: &ShardReader,
+    masker: &Masker,
+    config: &PretrainConfig,
+    step: u64,
+    pad: u32,
+    unigram: Option<&Unigram>,
+) -> Result<EvalMetrics> {
+    electra_model::autocast(config.precision, || evaluate_in_precision(model, valid, masker, config, step, pad, unigram))
+}
+
+fn evaluate_in_precision<B: Backend>(
     model: &ElectraPreTraining<B>,
     valid: &ShardReader,
     masker: &Masker,

@@ -32,6 +32,9 @@ pub struct StepMetrics {
     pub tokens_per_sec: f64,
     /// Seconds since the start of this invocation.
     pub elapsed_secs: f64,
+    /// The loss scale of the step (f16 training only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f64>,
 }
 
 /// Metrics on the held-out split.

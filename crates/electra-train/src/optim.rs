@@ -4,7 +4,8 @@
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdaptiveMomentumState, GradientsParams, SimpleOptimizer};
+use burn::optim::LearningRate;
+use burn::optim::{AdaptiveMomentumState, GradientsParams, MultiGradientsParams, Optimizer, SimpleOptimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -95,13 +96,84 @@ impl<B: Backend> SimpleOptimizer<B> for ElectraAdam {
     }
 }
 
-/// The optimiser type for a module `M` on backend `B`.
-pub type Optim<M, B> = OptimizerAdaptor<ElectraAdam, M, B>;
-
 impl ElectraAdam {
-    /// Wraps the rule in burn's adaptor (which keeps one state per parameter and records it).
+    /// Wraps the rule in burn's adaptor (which keeps one state per parameter and records it),
+    /// with no loss scale.
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(self) -> Optim<M, B> {
-        OptimizerAdaptor::from(self)
+        Optim { adam: OptimizerAdaptor::from(self), loss_scale: None }
+    }
+}
+
+/// The optimiser of a module `M` on backend `B`: [`ElectraAdam`] in burn's adaptor, and the
+/// dynamic loss scale of f16 training ([`LossScale`]; `None` in other precisions). A burn
+/// [`Optimizer`]: `step`, `to_record` and `load_record` are Adam's; the loss scale is saved
+/// with a checkpoint's state, not in the record.
+#[derive(Clone)]
+pub struct Optim<M: AutodiffModule<B>, B: AutodiffBackend> {
+    adam: OptimizerAdaptor<ElectraAdam, M, B>,
+    /// The loss scale (f16 training).
+    pub loss_scale: Option<LossScale>,
+}
+
+impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for Optim<M, B> {
+    type Record = <OptimizerAdaptor<ElectraAdam, M, B> as Optimizer<M, B>>::Record;
+
+    fn step(&mut self, lr: LearningRate, module: M, grads: GradientsParams) -> M {
+        self.adam.step(lr, module, grads)
+    }
+
+    fn step_multi(&mut self, lr: LearningRate, module: M, grads: MultiGradientsParams) -> M {
+        self.adam.step_multi(lr, module, grads)
+    }
+
+    fn to_record(&self) -> Self::Record {
+        self.adam.to_record()
+    }
+
+    fn load_record(self, record: Self::Record) -> Self {
+        Self { adam: self.adam.load_record(record), loss_scale: self.loss_scale }
+    }
+}
+
+/// Dynamic loss scaling for f16 training (as PyTorch's `GradScaler` and NVIDIA's recipes): the
+/// loss is multiplied by `scale` before the backward so that small gradients survive f16's
+/// range, and the gradients are divided by it before clipping and the update. A step whose
+/// scaled gradients overflow (a non-finite norm) is skipped and the scale halved; after
+/// [`LossScale::GROWTH_INTERVAL`] finite steps in a row it doubles.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossScale {
+    /// The current factor.
+    pub scale: f64,
+    /// Finite steps since the last change.
+    pub good_steps: u64,
+}
+
+impl Default for LossScale {
+    fn default() -> Self {
+        Self { scale: Self::INITIAL, good_steps: 0 }
+    }
+}
+
+impl LossScale {
+    /// The first scale (2^16, PyTorch's default).
+    pub const INITIAL: f64 = 65_536.0;
+    /// Finite steps before the scale doubles.
+    pub const GROWTH_INTERVAL: u64 = 2000;
+
+    /// Records a step whose scaled gradient norm was `norm`; returns whether its update
+    /// applies (the norm is finite).
+    pub fn update(&mut self, norm: f64) -> bool {
+        if !norm.is_finite() {
+            self.scale = (self.scale / 2.0).max(1.0);
+            self.good_steps = 0;
+            return false;
+        }
+        self.good_steps += 1;
+        if self.good_steps >= Self::GROWTH_INTERVAL {
+            self.scale = (self.scale * 2.0).min(f64::from(f32::MAX) / 2.0);
+            self.good_steps = 0;
+        }
+        true
     }
 }
 
@@ -165,6 +237,13 @@ pub fn clip_global_norm_on_device<B: AutodiffBackend, M: AutodiffModule<B>>(
     let factor = norm.clone().recip().mul_scalar(max_norm).clamp_max(1.0);
     module.visit(&mut ScaleBy::<B> { grads, factor });
     Some(norm)
+}
+
+/// Multiplies every gradient of `module` by `factor`.
+pub fn scale_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &mut GradientsParams, factor: f64) {
+    if factor != 1.0 {
+        module.visit(&mut Scale::<B> { grads, factor, _b: std::marker::PhantomData });
+    }
 }
 
 /// The global L2 norm of all gradients of `module`.

@@ -22,7 +22,7 @@ use electra_corrupt::{
     MaskedBatch, Masker, MaskingConfig, Scheme, SpecialIds, ids_from_tensor, replace_tokens, sample_tokens,
     sample_tokens_host_by,
 };
-use electra_model::ElectraPreTraining;
+use electra_model::{ElectraPreTraining, Precision};
 use electra_model::input::{float_tensor, has_padding, int_tensor, sigmoid, to_host_f32};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,7 +32,7 @@ use crate::config::{Objective, PretrainConfig};
 use crate::data::HostBatch;
 use crate::loss::{disc_loss_over, mlm_loss_over};
 use crate::metrics::StepMetrics;
-use crate::optim::{clip_global_norm, clip_global_norm_on_device};
+use crate::optim::{LossScale, clip_global_norm, clip_global_norm_on_device, global_grad_norm, scale_gradients};
 use crate::dist::{Local, Reduce};
 use crate::seed::derive_seed;
 use crate::{Error, Result};
@@ -332,13 +332,14 @@ fn chunk_of(batch: &HostBatch, masked: &MaskedBatch, rows: std::ops::Range<usize
 /// One (already masked) micro-batch in chunks of `config.chunk_size` rows
 /// ([`backward_in_chunks`]): each chunk runs forward and backward with its own dropout stream
 /// (seeded by `micro_seed` and the chunk's index) and its examples' sampling streams, its
-/// losses divided by the whole micro-batch's counts `norms`. Returns the loss values.
+/// losses divided by the whole micro-batch's counts `norms` (and the backward's loss
+/// multiplied by `loss_scale`). Returns the loss values.
 #[allow(clippy::too_many_arguments)]
 fn chunked_micro_batch<B: AutodiffBackend>(
     model: &ElectraPreTraining<B>,
     batch: &HostBatch,
     masked: &MaskedBatch,
-    norms: Norms,
+    (norms, loss_scale): (Norms, f64),
     seeds: &[u64],
     config: &PretrainConfig,
     micro_seed: u64,
@@ -351,7 +352,9 @@ fn chunked_micro_batch<B: AutodiffBackend>(
         let part_seeds = &seeds[rows.clone()];
         let (part, part_masked) = chunk_of(batch, masked, rows);
         let f = forward_masked(replica, &part, &part_masked, norms, run, Sampling::Host(part_seeds))?;
-        Ok::<_, Error>((f.training_loss(config), (f.loss_values(), f.counts)))
+        let loss = f.training_loss(config);
+        let loss = if loss_scale == 1.0 { loss } else { loss.mul_scalar(loss_scale) };
+        Ok::<_, Error>((loss, (f.loss_values(), f.counts)))
     })?;
     let (mut mlm, mut disc) = (0.0f32, 0.0f32);
     for ((m, d), counts) in parts {
@@ -393,6 +396,8 @@ pub struct StepOutcome<B: Backend> {
     pub lr: f64,
     /// The global gradient norm before clipping (valid once read).
     grad_norm: f64,
+    /// The loss scale the step ran with (f16 training).
+    pub loss_scale: Option<f64>,
 }
 
 impl<B: Backend> StepOutcome<B> {
@@ -466,7 +471,9 @@ impl<B: Backend> StepOutcome<B> {
     /// As [`StepOutcome::read`].
     pub fn metrics(&mut self, step: u64, disc_weight: f64) -> Result<StepMetrics> {
         self.read()?;
-        Ok(self.totals.step_metrics(step, self.lr, self.grad_norm, disc_weight))
+        let mut m = self.totals.step_metrics(step, self.lr, self.grad_norm, disc_weight);
+        m.loss_scale = self.loss_scale;
+        Ok(m)
     }
 }
 
@@ -519,8 +526,29 @@ pub fn train_step_dist<B: AutodiffBackend>(
     masker: &Masker,
     step: u64,
     dist: &dyn Reduce,
+    micro_batch: impl FnMut(usize) -> Result<HostBatch>,
+) -> Result<(ElectraPreTraining<B>, StepOutcome<B::InnerBackend>)> {
+    electra_model::autocast(config.precision, || step_in_precision(model, optim, config, masker, step, dist, micro_batch))
+}
+
+/// [`train_step_dist`] inside its precision's [`electra_model::autocast`]. In f16 the loss is
+/// multiplied by the optimiser's [`LossScale`] before the backward; the scaled gradients' norm
+/// is read (one read per step, as PyTorch's `GradScaler` does) to skip the update when it is
+/// not finite, and the gradients are divided by the scale before clipping.
+fn step_in_precision<B: AutodiffBackend>(
+    model: ElectraPreTraining<B>,
+    optim: &mut crate::optim::Optim<ElectraPreTraining<B>, B>,
+    config: &PretrainConfig,
+    masker: &Masker,
+    step: u64,
+    dist: &dyn Reduce,
     mut micro_batch: impl FnMut(usize) -> Result<HostBatch>,
 ) -> Result<(ElectraPreTraining<B>, StepOutcome<B::InnerBackend>)> {
+    let loss_scale = match config.precision {
+        Precision::F16 => optim.loss_scale.get_or_insert_with(LossScale::default).scale,
+        _ => 1.0,
+    };
+    let scaled = |loss: Tensor<B, 1>| if loss_scale == 1.0 { loss } else { loss.mul_scalar(loss_scale) };
     let device = model.embeddings.word_table().device();
     let seed = step_seed(config.seed, step);
     // The backend's generator (dropout and sampling without chunks): one stream per rank.
@@ -551,12 +579,21 @@ pub fn train_step_dist<B: AutodiffBackend>(
         }
         if on_host {
             let micro_seed = derive_seed(seed, k as u64);
-            let (mlm_v, disc_v) =
-                chunked_micro_batch(&model, &batch, &masked, norms, &seeds, config, micro_seed, &mut accumulator, &mut totals)?;
+            let (mlm_v, disc_v) = chunked_micro_batch(
+                &model,
+                &batch,
+                &masked,
+                (norms, loss_scale),
+                &seeds,
+                config,
+                micro_seed,
+                &mut accumulator,
+                &mut totals,
+            )?;
             totals.add_part(mlm_v, disc_v, &batch);
         } else {
             let (loss, part) = forward_on_device(&model, &batch, &masked, norms, config)?;
-            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            accumulator.accumulate(&model, GradientsParams::from_grads(scaled(loss).backward(), &model));
             let part = part.inner();
             tallies = Some(match tallies.take() {
                 Some(t) => t + part,
@@ -569,7 +606,8 @@ pub fn train_step_dist<B: AutodiffBackend>(
         }
     }
     let mut grads = accumulator.grads();
-    let mut outcome = StepOutcome { totals, pending: None, step, lr: config.learning_rate_at(step), grad_norm: 0.0 };
+    let mut outcome =
+        StepOutcome { totals, pending: None, step, lr: config.learning_rate_at(step), grad_norm: 0.0, loss_scale: None };
     if let Some(t) = tallies {
         // Read here only when the ranks must agree on the values before the update.
         let norm_slot = Tensor::zeros([1], &t.device());
@@ -588,7 +626,22 @@ pub fn train_step_dist<B: AutodiffBackend>(
             return Err(Error::NonFinite { step, mlm: mlm as f32, disc: disc as f32 });
         }
     }
-    if on_host {
+    if let Some(scale) = optim.loss_scale.as_mut().filter(|_| config.precision == Precision::F16) {
+        let scaled_norm = global_grad_norm::<B, _>(&model, &grads);
+        let norm = scaled_norm / loss_scale;
+        outcome.loss_scale = Some(loss_scale);
+        outcome.grad_norm = norm;
+        if let Some(p) = outcome.pending.take() {
+            let device = p.device();
+            outcome.pending = Some(p.slice_assign([TALLIES..TALLIES + 1], Tensor::from_floats([norm as f32], &device)));
+        }
+        if !scale.update(scaled_norm) {
+            tracing::warn!(step, loss_scale = scale.scale, "f16 gradients overflowed: update skipped, loss scale halved");
+            return Ok((model, outcome));
+        }
+        let factor = if norm > config.max_grad_norm { config.max_grad_norm / norm } else { 1.0 } / loss_scale;
+        scale_gradients::<B, _>(&model, &mut grads, factor);
+    } else if on_host {
         outcome.grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
     } else {
         let norm = clip_global_norm_on_device::<B, _>(&model, &mut grads, config.max_grad_norm);
@@ -700,6 +753,7 @@ impl Totals {
             grad_norm,
             tokens_per_sec: 0.0,
             elapsed_secs: 0.0,
+            loss_scale: None,
         }
     }
 }
