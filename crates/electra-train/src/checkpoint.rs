@@ -385,6 +385,25 @@ mod tests {
     }
 
     #[test]
+    fn the_f16_loss_scale_is_saved_and_loaded_with_the_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = tmp.path().join("checkpoints");
+        let adam = || ElectraAdam::new(0.9, 0.999, 1e-6, 0.0, false).init::<B, ElectraPreTraining<B>>();
+        let mut optim = adam();
+        let scale = crate::optim::LossScale { scale: 1024.0, good_steps: 7 };
+        optim.loss_scale = Some(scale);
+        let dir = save_checkpoint(&root, 3, "run", &tiny_model(1), &optim, 3).unwrap_or_else(|e| panic!("{e}"));
+        let (_, loaded) = load_checkpoint(&dir, tiny_model(2), adam(), &Default::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.loss_scale, Some(scale));
+        // A checkpoint without one (f32 and bf16 runs) loads as none, even over a set one.
+        let plain = save(&root, 4, "run", &tiny_model(1), 3);
+        let state = std::fs::read_to_string(plain.join("state.json")).unwrap_or_default();
+        assert!(!state.contains("loss_scale"), "{state}");
+        let (_, loaded) = load_checkpoint(&plain, tiny_model(2), optim, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.loss_scale, None);
+    }
+
+    #[test]
     fn re_saving_a_step_replaces_it_and_leaves_nothing_aside() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let root = tmp.path().join("checkpoints");
