@@ -251,7 +251,7 @@ def task_pretrain(torch, args):
         # backends), both losses, generator accuracy and discriminator logits every step; on
         # the device path (Gumbel-max, the GPU backends), nothing between logging steps.
         if args.sampling != "gumbel":
-            mlm.item(), disc_loss.item(), gen_correct.item(), disc_logits.detach().cpu().numpy()
+            mlm.item(), disc_loss.item(), gen_correct.item(), disc_logits.detach().float().cpu().numpy()
         predictions[0] = n
 
     times, util = timed(step, args.warmup, args.reps)

@@ -15,6 +15,8 @@
 #   3. the same bench again: the steady-state numbers (ours against PyTorch, kernel launches per
 #      step, GPU memory), report in OUT/bench-2.json
 #   4. `electra pretrain` quick run for 40 steps: the first-step line (tuning from the cache)
+#   4b. `electra bench --precision bf16` (both sides in bf16; 1 warm-up + 2 timed steps), report
+#      in OUT/bench-bf16.json
 #   5. an Nsight Systems profile of pre-training steps (nsys; else ncu on a few kernels; else a
 #      note that neither is installed), with its kernel summary as text
 #   6. the WGPU build's bench (Vulkan), if time is left
@@ -75,6 +77,11 @@ stage machine 30 bash -c 'nvidia-smi; nvidia-smi --query-gpu=name,driver_version
 stage bench-1 300 "$bin/electra-cuda" bench --threads 8 --peak-size 8192 --batch 32,128 --out "$out/bench-1.json"
 stage bench-2 120 "$bin/electra-cuda" bench --threads 8 --peak-size 8192 --batch 32,128 --out "$out/bench-2.json"
 stage pretrain 45 "$bin/electra-cuda" pretrain --steps 40 --out "$out/pretrain-run" --overwrite
+# Both sides in bf16 (ours --precision bf16, PyTorch under torch.autocast), leaving 70 s for the
+# profile.
+bf16_limit=$(( $(left) - 70 )); [ "$bf16_limit" -gt 150 ] && bf16_limit=150
+[ "$bf16_limit" -gt 30 ] && stage bench-bf16 "$bf16_limit" "$bin/electra-cuda" bench --threads 8 --quick --precision bf16 \
+  --batch 32,128 --out "$out/bench-bf16.json"
 if command -v nsys >/dev/null; then
   stage profile "$(( $(left) < 60 ? $(left) : 60 ))" nsys profile --stats=true --force-overwrite=true -o "$out/pretrain-step" \
     "$bin/electra-cuda" bench --worker pretrain --batch 32 --seq 128 --warmup 3 --reps 2
