@@ -42,6 +42,21 @@ pub const NAME: &str = if cfg!(feature = "flex") {
 /// (docs/performance.md, "Batch chunks").
 pub const DEFAULT_CHUNK: usize = if cfg!(any(feature = "flex", feature = "ndarray")) { 8 } else { 0 };
 
+/// Refuses a precision this backend cannot run, before any work: ndarray has no half types;
+/// WGPU's shaders (WGSL) have no bfloat16 (f16 runs where the GPU has `shader-f16`).
+pub fn check_precision(precision: electra_model::Precision) -> anyhow::Result<()> {
+    use electra_model::Precision;
+    match (NAME, precision) {
+        ("ndarray", Precision::Bf16 | Precision::F16) => {
+            anyhow::bail!("--precision {precision}: the ndarray backend has no half-precision types; use flex, cuda or wgpu (f16)")
+        }
+        ("wgpu", Precision::Bf16) => {
+            anyhow::bail!("--precision bf16: the WGPU backend's shaders (WGSL) have no bfloat16; use f16, or the CUDA backend for bf16")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The default device of the backend.
 pub fn device() -> <Backend as burn::tensor::backend::BackendTypes>::Device {
     Default::default()

@@ -170,6 +170,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if args.precision == electra_model::Precision::F16 {
         bail!("--precision f16: the bench compares f32 or bf16 (fine-tuning has no f16 mode)");
     }
+    backend::check_precision(args.precision)?;
     if let Some(task) = args.worker {
         if args.count_launches {
             COUNTING.get_or_init(Default::default);

@@ -282,6 +282,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         ..FinetuneConfig::default()
     };
     base.validate()?;
+    backend::check_precision(base.precision)?;
     if let Some(p) = args.dropout.filter(|p| !(0.0..1.0).contains(p)) {
         bail!("--dropout must be in [0, 1), got {p}");
     }

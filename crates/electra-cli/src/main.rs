@@ -89,6 +89,13 @@ fn init_logging() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     use electra_model::autocast;
+    if let Command::Score { common }
+    | Command::FillMask { common, .. }
+    | Command::Embed { common, .. }
+    | Command::Classify { common } = &cli.command
+    {
+        backend::check_precision(common.precision)?;
+    }
     tracing::debug!(backend = backend::NAME, "starting");
     match cli.command {
         Command::Pretrain(args) => pretrain::pretrain(&args),

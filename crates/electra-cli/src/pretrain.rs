@@ -413,6 +413,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     if let Some(precision) = args.precision {
         config.precision = precision;
     }
+    backend::check_precision(config.precision)?;
     if config.chunk_size.is_none() {
         // Resuming: keep the chunking the run started with (`None` for runs from before batch
         // chunks existed), so that the resumed config matches the saved one.
