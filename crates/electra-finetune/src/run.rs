@@ -328,83 +328,71 @@ pub fn finetune<B: AutodiffBackend>(
     cancel: &Cancel,
 ) -> Result<RunResult> {
     config.validate()?;
-    electra_model::autocast(config.precision, || finetune_in_precision(model, config, train, dev, score, out_dir, progress, cancel))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finetune_in_precision<B: AutodiffBackend>(
-    model: TaskModel<B>,
-    config: &FinetuneConfig,
-    train: &[Feature],
-    dev: &[Feature],
-    score: &dyn Fn(&Outputs) -> Result<Scores>,
-    out_dir: &Path,
-    progress: &dyn RunProgress,
-    cancel: &Cancel,
-) -> Result<RunResult> {
-    if train.is_empty() {
-        return Err(Error::Invalid("the training split is empty".into()));
-    }
-    if dev.is_empty() {
-        return Err(Error::Invalid("the dev split is empty".into()));
-    }
-    let started = Instant::now();
-    let device = model.output.weight.val().device();
-    B::seed(&device, config.seed);
-    let mut model = model;
-    let mut optim = config.adam().init::<B, TaskModel<B>>();
-    let steps_per_epoch = train.len().div_ceil(config.batch_size);
-    let total = steps_per_epoch * config.epochs;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut step = 0;
-    let mut records = Vec::new();
-    let mut best: Option<(usize, Scores)> = None;
-    let main_score = |scores: &Scores| scores.first().map_or(f64::NAN, |s| s.1);
-    progress.on_start(0, total);
-    for epoch in 1..=config.epochs {
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for chunk in order.chunks(config.batch_size) {
-            if cancel.is_cancelled() {
-                return Err(Error::Interrupted { step });
+    electra_model::autocast(config.precision, || {
+        if train.is_empty() {
+            return Err(Error::Invalid("the training split is empty".into()));
+        }
+        if dev.is_empty() {
+            return Err(Error::Invalid("the dev split is empty".into()));
+        }
+        let started = Instant::now();
+        let device = model.output.weight.val().device();
+        B::seed(&device, config.seed);
+        let mut model = model;
+        let mut optim = config.adam().init::<B, TaskModel<B>>();
+        let steps_per_epoch = train.len().div_ceil(config.batch_size);
+        let total = steps_per_epoch * config.epochs;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let mut step = 0;
+        let mut records = Vec::new();
+        let mut best: Option<(usize, Scores)> = None;
+        let main_score = |scores: &Scores| scores.first().map_or(f64::NAN, |s| s.1);
+        progress.on_start(0, total);
+        for epoch in 1..=config.epochs {
+            order.shuffle(&mut rng);
+            let mut loss_sum = 0.0;
+            for chunk in order.chunks(config.batch_size) {
+                if cancel.is_cancelled() {
+                    return Err(Error::Interrupted { step });
+                }
+                let feats: Vec<&Feature> = chunk.iter().map(|&i| &train[i]).collect();
+                let (next, outcome) = train_step(model, &mut optim, config, &feats, step, total)?;
+                model = next;
+                step += 1;
+                loss_sum += outcome.loss;
+                progress.on_step(step, total, outcome.loss);
             }
-            let feats: Vec<&Feature> = chunk.iter().map(|&i| &train[i]).collect();
-            let (next, outcome) = train_step(model, &mut optim, config, &feats, step, total)?;
-            model = next;
-            step += 1;
-            loss_sum += outcome.loss;
-            progress.on_step(step, total, outcome.loss);
+            let eval_model = model.valid();
+            let outputs = predict(&eval_model, dev, config.eval_batch_size, config.chunk_size.unwrap_or(0));
+            let scores = score(&outputs)?;
+            let record = EpochRecord {
+                epoch,
+                step,
+                train_loss: loss_sum / steps_per_epoch as f64,
+                scores: scores.clone(),
+                elapsed_s: started.elapsed().as_secs_f64(),
+            };
+            tracing::info!(epoch, step, train_loss = record.train_loss, ?scores, "evaluated");
+            progress.on_epoch(&record);
+            records.push(record);
+            if is_better(main_score(&scores), best.as_ref().map(|b| main_score(&b.1))) {
+                eval_model.save(out_dir)?;
+                best = Some((epoch, scores));
+            }
         }
-        let eval_model = model.valid();
-        let outputs = predict(&eval_model, dev, config.eval_batch_size, config.chunk_size.unwrap_or(0));
-        let scores = score(&outputs)?;
-        let record = EpochRecord {
-            epoch,
-            step,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            scores: scores.clone(),
-            elapsed_s: started.elapsed().as_secs_f64(),
-        };
-        tracing::info!(epoch, step, train_loss = record.train_loss, ?scores, "evaluated");
-        progress.on_epoch(&record);
-        records.push(record);
-        if is_better(main_score(&scores), best.as_ref().map(|b| main_score(&b.1))) {
-            eval_model.save(out_dir)?;
-            best = Some((epoch, scores));
+        let (best_epoch, best) = best.unwrap_or_default();
+        if main_score(&best).is_nan() {
+            tracing::warn!(best_epoch, "every epoch's main dev score is NaN (or missing); kept the first epoch's model");
         }
-    }
-    let (best_epoch, best) = best.unwrap_or_default();
-    if main_score(&best).is_nan() {
-        tracing::warn!(best_epoch, "every epoch's main dev score is NaN (or missing); kept the first epoch's model");
-    }
-    Ok(RunResult {
-        seed: config.seed,
-        epochs: records,
-        best_epoch,
-        best,
-        model_dir: out_dir.to_path_buf(),
-        seconds: started.elapsed().as_secs_f64(),
+        Ok(RunResult {
+            seed: config.seed,
+            epochs: records,
+            best_epoch,
+            best,
+            model_dir: out_dir.to_path_buf(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
     })
 }
 

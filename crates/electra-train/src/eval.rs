@@ -189,80 +189,70 @@ pub fn evaluate<B: Backend>(
     pad: u32,
     unigram: Option<&Unigram>,
 ) -> Result<EvalMetrics> {
-    electra_model::autocast(config.precision, || evaluate_in_precision(model, valid, masker, config, step, pad, unigram))
-}
-
-fn evaluate_in_precision<B: Backend>(
-    model: &ElectraPreTraining<B>,
-    valid: &ShardReader,
-    masker: &Masker,
-    config: &PretrainConfig,
-    step: u64,
-    pad: u32,
-    unigram: Option<&Unigram>,
-) -> Result<EvalMetrics> {
-    let device = model.embeddings.word_table().device();
-    B::seed(&device, config.seed);
-    let mut batches = Batches::in_order(valid, pad);
-    let micro = (config.batch_size / config.grad_accumulation).max(1);
-    let n_batches = config.eval_batches.max(1).min(valid.len().div_ceil(micro));
-    let mut totals = Totals::default();
-    let mut scored = Vec::new();
-    let mut rarity = Vec::new();
-    let mut probe = Vec::new();
-    let mut counts = std::collections::HashMap::<u32, usize>::new();
-    for k in 0..n_batches {
-        let size = micro.min(valid.len() - (k * micro).min(valid.len())).max(1);
-        let batch = batches.batch((k * micro) as u64, size)?;
-        // Example i of the validation split always gets the same masks, at every evaluation.
-        let seeds = example_seeds(config.seed, (k * micro) as u64, batch.batch);
-        let f = forward(model, &batch, masker, config.objective, config.temperature, &seeds, true)?;
-        let (mlm_v, disc_v) = f.loss_values();
-        for &t in &f.targets {
-            *counts.entry(t).or_default() += 1;
-        }
-        scored.extend_from_slice(&f.scored);
-        if let Some(unigram) = unigram {
-            let table = unigram.surprisal();
-            let score = |id: u32| table.get(id as usize).copied().unwrap_or(0.0);
-            rarity.extend(f.scored_ids.iter().zip(&f.scored).map(|(&id, &(_, y))| (score(id), y)));
-            if config.objective == crate::Objective::Electra {
-                probe.extend(unigram_probe(model, &batch, masker, &seeds, unigram)?.into_iter().map(
-                    |(p, y, id)| (p, y, score(id)),
-                ));
+    electra_model::autocast(config.precision, || {
+        let device = model.embeddings.word_table().device();
+        B::seed(&device, config.seed);
+        let mut batches = Batches::in_order(valid, pad);
+        let micro = (config.batch_size / config.grad_accumulation).max(1);
+        let n_batches = config.eval_batches.max(1).min(valid.len().div_ceil(micro));
+        let mut totals = Totals::default();
+        let mut scored = Vec::new();
+        let mut rarity = Vec::new();
+        let mut probe = Vec::new();
+        let mut counts = std::collections::HashMap::<u32, usize>::new();
+        for k in 0..n_batches {
+            let size = micro.min(valid.len() - (k * micro).min(valid.len())).max(1);
+            let batch = batches.batch((k * micro) as u64, size)?;
+            // Example i of the validation split always gets the same masks, at every evaluation.
+            let seeds = example_seeds(config.seed, (k * micro) as u64, batch.batch);
+            let f = forward(model, &batch, masker, config.objective, config.temperature, &seeds, true)?;
+            let (mlm_v, disc_v) = f.loss_values();
+            for &t in &f.targets {
+                *counts.entry(t).or_default() += 1;
             }
+            scored.extend_from_slice(&f.scored);
+            if let Some(unigram) = unigram {
+                let table = unigram.surprisal();
+                let score = |id: u32| table.get(id as usize).copied().unwrap_or(0.0);
+                rarity.extend(f.scored_ids.iter().zip(&f.scored).map(|(&id, &(_, y))| (score(id), y)));
+                if config.objective == crate::Objective::Electra {
+                    probe.extend(unigram_probe(model, &batch, masker, &seeds, unigram)?.into_iter().map(
+                        |(p, y, id)| (p, y, score(id)),
+                    ));
+                }
+            }
+            totals.counts.add(&f.counts);
+            totals.add_part(mlm_v, disc_v, &batch);
         }
-        totals.counts.add(&f.counts);
-        totals.add_part(mlm_v, disc_v, &batch);
-    }
-    // Each scored token's rarity, parallel to `scored` (the bins of the binned AUC).
-    let rarity_scores: Vec<f32> = rarity.iter().map(|&(r, _)| r).collect();
-    let (tp, fp, fneg) = scored.iter().fold((0usize, 0usize, 0usize), |(tp, fp, fneg), &(p, y)| {
-        let pred = p > 0.5;
-        (tp + usize::from(pred && y), fp + usize::from(pred && !y), fneg + usize::from(!pred && y))
-    });
-    let (mlm_loss, disc_loss) = totals.mean_losses();
-    let most_common = counts.values().copied().max().unwrap_or(0);
-    let c = totals.counts;
-    Ok(EvalMetrics {
-        step,
-        mlm_loss,
-        disc_loss,
-        gen_accuracy: ratio(c.gen_correct, c.predictions),
-        unigram_accuracy: ratio(most_common, c.predictions),
-        disc_accuracy: ratio(c.disc_correct, c.real),
-        precision: ratio(tp, tp + fp),
-        recall: ratio(tp, tp + fneg),
-        auc: auc(&scored),
-        rarity_auc: unigram.map(|_| auc(&rarity)),
-        binned_auc: binned_auc(&scored, &rarity_scores, BIN_WIDTH),
-        binned_rarity_auc: binned_auc(&rarity, &rarity_scores, BIN_WIDTH),
-        unigram_auc: (!probe.is_empty()).then(|| auc(&probe.iter().map(|&(p, y, _)| (p, y)).collect::<Vec<_>>())),
-        unigram_rarity_auc: (!probe.is_empty())
-            .then(|| auc(&probe.iter().map(|&(_, y, r)| (r, y)).collect::<Vec<_>>())),
-        replaced_fraction: ratio(c.replaced, c.real),
-        // The rows actually scored: a short last batch counts its own rows.
-        examples: totals.examples,
+        // Each scored token's rarity, parallel to `scored` (the bins of the binned AUC).
+        let rarity_scores: Vec<f32> = rarity.iter().map(|&(r, _)| r).collect();
+        let (tp, fp, fneg) = scored.iter().fold((0usize, 0usize, 0usize), |(tp, fp, fneg), &(p, y)| {
+            let pred = p > 0.5;
+            (tp + usize::from(pred && y), fp + usize::from(pred && !y), fneg + usize::from(!pred && y))
+        });
+        let (mlm_loss, disc_loss) = totals.mean_losses();
+        let most_common = counts.values().copied().max().unwrap_or(0);
+        let c = totals.counts;
+        Ok(EvalMetrics {
+            step,
+            mlm_loss,
+            disc_loss,
+            gen_accuracy: ratio(c.gen_correct, c.predictions),
+            unigram_accuracy: ratio(most_common, c.predictions),
+            disc_accuracy: ratio(c.disc_correct, c.real),
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fneg),
+            auc: auc(&scored),
+            rarity_auc: unigram.map(|_| auc(&rarity)),
+            binned_auc: binned_auc(&scored, &rarity_scores, BIN_WIDTH),
+            binned_rarity_auc: binned_auc(&rarity, &rarity_scores, BIN_WIDTH),
+            unigram_auc: (!probe.is_empty()).then(|| auc(&probe.iter().map(|&(p, y, _)| (p, y)).collect::<Vec<_>>())),
+            unigram_rarity_auc: (!probe.is_empty())
+                .then(|| auc(&probe.iter().map(|&(_, y, r)| (r, y)).collect::<Vec<_>>())),
+            replaced_fraction: ratio(c.replaced, c.real),
+            // The rows actually scored: a short last batch counts its own rows.
+            examples: totals.examples,
+        })
     })
 }
 

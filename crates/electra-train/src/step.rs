@@ -512,6 +512,11 @@ pub fn train_step<B: AutodiffBackend>(
 /// `config.learning_rate_at(step)` (identically on every rank). Public so that benchmarks time
 /// the real step.
 ///
+/// The step runs in `config.precision` ([`electra_model::autocast`]). In f16 the loss is
+/// multiplied by the optimiser's [`LossScale`] before the backward; the scaled gradients' norm
+/// is read (one read per step, as PyTorch's `GradScaler` does) to skip the update when it is not
+/// finite, and the gradients are divided by the scale before clipping.
+///
 /// On the host path ([`host_path`]) a non-finite loss is an error before the update. On the
 /// device path in one process nothing is read back: the losses stay on the device
 /// ([`StepOutcome`]) and a non-finite one is an error when they are read (the trainer reads
@@ -526,133 +531,119 @@ pub fn train_step_dist<B: AutodiffBackend>(
     masker: &Masker,
     step: u64,
     dist: &dyn Reduce,
-    micro_batch: impl FnMut(usize) -> Result<HostBatch>,
-) -> Result<(ElectraPreTraining<B>, StepOutcome<B::InnerBackend>)> {
-    electra_model::autocast(config.precision, || step_in_precision(model, optim, config, masker, step, dist, micro_batch))
-}
-
-/// [`train_step_dist`] inside its precision's [`electra_model::autocast`]. In f16 the loss is
-/// multiplied by the optimiser's [`LossScale`] before the backward; the scaled gradients' norm
-/// is read (one read per step, as PyTorch's `GradScaler` does) to skip the update when it is
-/// not finite, and the gradients are divided by the scale before clipping.
-fn step_in_precision<B: AutodiffBackend>(
-    model: ElectraPreTraining<B>,
-    optim: &mut crate::optim::Optim<ElectraPreTraining<B>, B>,
-    config: &PretrainConfig,
-    masker: &Masker,
-    step: u64,
-    dist: &dyn Reduce,
     mut micro_batch: impl FnMut(usize) -> Result<HostBatch>,
 ) -> Result<(ElectraPreTraining<B>, StepOutcome<B::InnerBackend>)> {
-    let loss_scale = match config.precision {
-        Precision::F16 => optim.loss_scale.get_or_insert_with(LossScale::default).scale,
-        _ => 1.0,
-    };
-    let scaled = |loss: Tensor<B, 1>| if loss_scale == 1.0 { loss } else { loss.mul_scalar(loss_scale) };
-    let device = model.embeddings.word_table().device();
-    let seed = step_seed(config.seed, step);
-    // The backend's generator (dropout and sampling without chunks): one stream per rank.
-    B::seed(&device, if dist.world() == 1 { seed } else { derive_seed(seed, u64::MAX - dist.rank() as u64) });
-    let micro = config.batch_size / config.grad_accumulation;
-    let rows = dist.rows(micro);
-    let on_host = host_path(config);
-    let mut accumulator = GradientsAccumulator::<ElectraPreTraining<B>>::new();
-    let mut totals = Totals::default();
-    let mut tallies: Option<Tensor<B::InnerBackend, 1>> = None;
-    for k in 0..config.grad_accumulation {
-        let batch = micro_batch(k)?;
-        if batch.batch != rows.len() {
-            return Err(Error::Config(format!(
-                "micro-batch {k} has {} rows, this rank's share is {}",
-                batch.batch,
-                rows.len()
-            )));
+    electra_model::autocast(config.precision, || {
+        let loss_scale = match config.precision {
+            Precision::F16 => optim.loss_scale.get_or_insert_with(LossScale::default).scale,
+            _ => 1.0,
+        };
+        let scaled = |loss: Tensor<B, 1>| if loss_scale == 1.0 { loss } else { loss.mul_scalar(loss_scale) };
+        let device = model.embeddings.word_table().device();
+        let seed = step_seed(config.seed, step);
+        // The backend's generator (dropout and sampling without chunks): one stream per rank.
+        B::seed(&device, if dist.world() == 1 { seed } else { derive_seed(seed, u64::MAX - dist.rank() as u64) });
+        let micro = config.batch_size / config.grad_accumulation;
+        let rows = dist.rows(micro);
+        let on_host = host_path(config);
+        let mut accumulator = GradientsAccumulator::<ElectraPreTraining<B>>::new();
+        let mut totals = Totals::default();
+        let mut tallies: Option<Tensor<B::InnerBackend, 1>> = None;
+        for k in 0..config.grad_accumulation {
+            let batch = micro_batch(k)?;
+            if batch.batch != rows.len() {
+                return Err(Error::Config(format!(
+                    "micro-batch {k} has {} rows, this rank's share is {}",
+                    batch.batch,
+                    rows.len()
+                )));
+            }
+            let seeds = example_seeds(seed, (k * micro + rows.start) as u64, batch.batch);
+            let masked = mask_examples(masker, &batch, &seeds)?;
+            let mut norms = Norms::of(&batch, &masked);
+            let own = norms;
+            if dist.world() > 1 {
+                let mut both = [norms.predictions as f64, norms.real_tokens as f64];
+                dist.sum_f64(&mut both)?;
+                norms = Norms { predictions: both[0] as usize, real_tokens: both[1] as usize };
+            }
+            if on_host {
+                let micro_seed = derive_seed(seed, k as u64);
+                let (mlm_v, disc_v) = chunked_micro_batch(
+                    &model,
+                    &batch,
+                    &masked,
+                    (norms, loss_scale),
+                    &seeds,
+                    config,
+                    micro_seed,
+                    &mut accumulator,
+                    &mut totals,
+                )?;
+                totals.add_part(mlm_v, disc_v, &batch);
+            } else {
+                let (loss, part) = forward_on_device(&model, &batch, &masked, norms, config)?;
+                accumulator.accumulate(&model, GradientsParams::from_grads(scaled(loss).backward(), &model));
+                let part = part.inner();
+                tallies = Some(match tallies.take() {
+                    Some(t) => t + part,
+                    None => part,
+                });
+                // The host knows the counts that do not depend on the samples.
+                totals.counts.predictions += own.predictions;
+                totals.counts.real += own.real_tokens;
+                totals.add_part(0.0, 0.0, &batch);
+            }
         }
-        let seeds = example_seeds(seed, (k * micro + rows.start) as u64, batch.batch);
-        let masked = mask_examples(masker, &batch, &seeds)?;
-        let mut norms = Norms::of(&batch, &masked);
-        let own = norms;
+        let mut grads = accumulator.grads();
+        let mut outcome =
+            StepOutcome { totals, pending: None, step, lr: config.learning_rate_at(step), grad_norm: 0.0, loss_scale: None };
+        if let Some(t) = tallies {
+            // Read here only when the ranks must agree on the values before the update.
+            let norm_slot = Tensor::zeros([1], &t.device());
+            outcome.pending = Some(Tensor::cat(vec![t, norm_slot], 0));
+            if dist.world() > 1 {
+                outcome.fetch();
+            }
+        }
         if dist.world() > 1 {
-            let mut both = [norms.predictions as f64, norms.real_tokens as f64];
-            dist.sum_f64(&mut both)?;
-            norms = Norms { predictions: both[0] as usize, real_tokens: both[1] as usize };
+            crate::dist::sum_gradients(&model, &mut grads, dist)?;
+            outcome.totals.sum_over(dist)?;
         }
-        if on_host {
-            let micro_seed = derive_seed(seed, k as u64);
-            let (mlm_v, disc_v) = chunked_micro_batch(
-                &model,
-                &batch,
-                &masked,
-                (norms, loss_scale),
-                &seeds,
-                config,
-                micro_seed,
-                &mut accumulator,
-                &mut totals,
-            )?;
-            totals.add_part(mlm_v, disc_v, &batch);
+        if outcome.is_read() {
+            let (mlm, disc) = outcome.totals.mean_losses();
+            if !mlm.is_finite() || !disc.is_finite() {
+                return Err(Error::NonFinite { step, mlm: mlm as f32, disc: disc as f32 });
+            }
+        }
+        if let Some(scale) = optim.loss_scale.as_mut().filter(|_| config.precision == Precision::F16) {
+            let scaled_norm = global_grad_norm::<B, _>(&model, &grads);
+            let norm = scaled_norm / loss_scale;
+            outcome.loss_scale = Some(loss_scale);
+            outcome.grad_norm = norm;
+            if let Some(p) = outcome.pending.take() {
+                let device = p.device();
+                outcome.pending = Some(p.slice_assign([TALLIES..TALLIES + 1], Tensor::from_floats([norm as f32], &device)));
+            }
+            if !scale.update(scaled_norm) {
+                tracing::warn!(step, loss_scale = scale.scale, "f16 gradients overflowed: update skipped, loss scale halved");
+                return Ok((model, outcome));
+            }
+            let factor = if norm > config.max_grad_norm { config.max_grad_norm / norm } else { 1.0 } / loss_scale;
+            scale_gradients::<B, _>(&model, &mut grads, factor);
+        } else if on_host {
+            outcome.grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
         } else {
-            let (loss, part) = forward_on_device(&model, &batch, &masked, norms, config)?;
-            accumulator.accumulate(&model, GradientsParams::from_grads(scaled(loss).backward(), &model));
-            let part = part.inner();
-            tallies = Some(match tallies.take() {
-                Some(t) => t + part,
-                None => part,
-            });
-            // The host knows the counts that do not depend on the samples.
-            totals.counts.predictions += own.predictions;
-            totals.counts.real += own.real_tokens;
-            totals.add_part(0.0, 0.0, &batch);
+            let norm = clip_global_norm_on_device::<B, _>(&model, &mut grads, config.max_grad_norm);
+            match (outcome.pending.take(), norm) {
+                (Some(p), Some(norm)) => outcome.pending = Some(p.slice_assign([TALLIES..TALLIES + 1], norm)),
+                (None, Some(norm)) => outcome.grad_norm = f64::from(to_host_f32(norm)[0]),
+                (p, None) => outcome.pending = p,
+            }
         }
-    }
-    let mut grads = accumulator.grads();
-    let mut outcome =
-        StepOutcome { totals, pending: None, step, lr: config.learning_rate_at(step), grad_norm: 0.0, loss_scale: None };
-    if let Some(t) = tallies {
-        // Read here only when the ranks must agree on the values before the update.
-        let norm_slot = Tensor::zeros([1], &t.device());
-        outcome.pending = Some(Tensor::cat(vec![t, norm_slot], 0));
-        if dist.world() > 1 {
-            outcome.fetch();
-        }
-    }
-    if dist.world() > 1 {
-        crate::dist::sum_gradients(&model, &mut grads, dist)?;
-        outcome.totals.sum_over(dist)?;
-    }
-    if outcome.is_read() {
-        let (mlm, disc) = outcome.totals.mean_losses();
-        if !mlm.is_finite() || !disc.is_finite() {
-            return Err(Error::NonFinite { step, mlm: mlm as f32, disc: disc as f32 });
-        }
-    }
-    if let Some(scale) = optim.loss_scale.as_mut().filter(|_| config.precision == Precision::F16) {
-        let scaled_norm = global_grad_norm::<B, _>(&model, &grads);
-        let norm = scaled_norm / loss_scale;
-        outcome.loss_scale = Some(loss_scale);
-        outcome.grad_norm = norm;
-        if let Some(p) = outcome.pending.take() {
-            let device = p.device();
-            outcome.pending = Some(p.slice_assign([TALLIES..TALLIES + 1], Tensor::from_floats([norm as f32], &device)));
-        }
-        if !scale.update(scaled_norm) {
-            tracing::warn!(step, loss_scale = scale.scale, "f16 gradients overflowed: update skipped, loss scale halved");
-            return Ok((model, outcome));
-        }
-        let factor = if norm > config.max_grad_norm { config.max_grad_norm / norm } else { 1.0 } / loss_scale;
-        scale_gradients::<B, _>(&model, &mut grads, factor);
-    } else if on_host {
-        outcome.grad_norm = clip_global_norm::<B, _>(&model, &mut grads, config.max_grad_norm);
-    } else {
-        let norm = clip_global_norm_on_device::<B, _>(&model, &mut grads, config.max_grad_norm);
-        match (outcome.pending.take(), norm) {
-            (Some(p), Some(norm)) => outcome.pending = Some(p.slice_assign([TALLIES..TALLIES + 1], norm)),
-            (None, Some(norm)) => outcome.grad_norm = f64::from(to_host_f32(norm)[0]),
-            (p, None) => outcome.pending = p,
-        }
-    }
-    let model = optim.step(outcome.lr, model, grads);
-    Ok((model, outcome))
+        let model = optim.step(outcome.lr, model, grads);
+        Ok((model, outcome))
+    })
 }
 
 /// The counts of forward passes: one pass, a chunk, or summed over a step or an evaluation.
