@@ -410,8 +410,16 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     if let Some(steps) = args.steps {
         config.steps = steps;
     }
-    if let Some(precision) = args.precision {
-        config.precision = precision;
+    match args.precision {
+        Some(precision) => config.precision = precision,
+        // Resuming without `--precision`: the run's own (so that `--resume` alone continues an
+        // f16 or bf16 run; a config file that says otherwise is still refused by the check).
+        None if args.resume && args.config.is_none() => {
+            if let Ok(saved) = electra_train::checkpoint::saved_config(&args.out) {
+                config.precision = saved.precision;
+            }
+        }
+        None => {}
     }
     backend::check_precision(config.precision)?;
     if config.chunk_size.is_none() {
