@@ -704,56 +704,62 @@ impl Ring {
             } else {
                 own.extend(values.chunks_mut(per_block).map(Some));
             }
-            let (mut next_partial, mut next_final, mut reclaimed) = (0usize, 0usize, 0usize);
-            let mut r = prev;
-            while partials_due + finals_due > 0 {
-                let mut head = [0u8; 9];
-                r.read_exact(&mut head).map_err(lost_prev)?;
-                let kind = head[0];
-                let index = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
-                let len = u32::from_le_bytes([head[5], head[6], head[7], head[8]]) as usize;
-                let expected = match kind {
-                    PARTIAL if partials_due > 0 => next_partial,
-                    FINAL if finals_due > 0 => next_final,
-                    _ => return Err(collective(format!("unexpected ring frame {kind} from rank {prev_rank}"))),
-                };
-                if rank == 0 {
-                    reclaim(expected, &back_rx, &mut own, &mut reclaimed)?;
-                }
-                let size = own.get(expected).and_then(|b| b.as_ref()).map(|b| b.len());
-                if index != expected || Some(len) != size {
-                    return Err(collective("ranks reduced buffers of different lengths"));
-                }
-                if kind == PARTIAL {
-                    next_partial += 1;
-                    partials_due -= 1;
-                    let mut acc = vec![T::zeroed(); len];
-                    r.read_exact(bytemuck::cast_slice_mut(&mut acc)).map_err(lost_prev)?;
-                    from_wire(&mut acc);
-                    let mine = own[index].as_mut().ok_or_else(|| collective("ring block used twice"))?;
-                    acc.iter_mut().zip(mine.iter()).for_each(|(a, &b)| *a += b);
-                    if rank == last {
-                        mine.copy_from_slice(&acc);
-                        let _ = tx.send(Outgoing::Owned(FINAL, index as u32, acc));
+            let read_all = (|| -> Result<()> {
+                let (mut next_partial, mut next_final, mut reclaimed) = (0usize, 0usize, 0usize);
+                let mut r = prev;
+                while partials_due + finals_due > 0 {
+                    let mut head = [0u8; 9];
+                    r.read_exact(&mut head).map_err(lost_prev)?;
+                    let kind = head[0];
+                    let index = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                    let len = u32::from_le_bytes([head[5], head[6], head[7], head[8]]) as usize;
+                    let expected = match kind {
+                        PARTIAL if partials_due > 0 => next_partial,
+                        FINAL if finals_due > 0 => next_final,
+                        _ => return Err(collective(format!("unexpected ring frame {kind} from rank {prev_rank}"))),
+                    };
+                    if rank == 0 {
+                        reclaim(expected, &back_rx, &mut own, &mut reclaimed)?;
+                    }
+                    let size = own.get(expected).and_then(|b| b.as_ref()).map(|b| b.len());
+                    if index != expected || Some(len) != size {
+                        return Err(collective("ranks reduced buffers of different lengths"));
+                    }
+                    if kind == PARTIAL {
+                        next_partial += 1;
+                        partials_due -= 1;
+                        let mut acc = vec![T::zeroed(); len];
+                        r.read_exact(bytemuck::cast_slice_mut(&mut acc)).map_err(lost_prev)?;
+                        from_wire(&mut acc);
+                        let mine = own[index].as_mut().ok_or_else(|| collective("ring block used twice"))?;
+                        acc.iter_mut().zip(mine.iter()).for_each(|(a, &b)| *a += b);
+                        if rank == last {
+                            mine.copy_from_slice(&acc);
+                            let _ = tx.send(Outgoing::Owned(FINAL, index as u32, acc));
+                        } else {
+                            let _ = tx.send(Outgoing::Owned(PARTIAL, index as u32, acc));
+                        }
                     } else {
-                        let _ = tx.send(Outgoing::Owned(PARTIAL, index as u32, acc));
-                    }
-                } else {
-                    next_final += 1;
-                    finals_due -= 1;
-                    let mine = own[index].as_mut().ok_or_else(|| collective("ring block used twice"))?;
-                    r.read_exact(bytemuck::cast_slice_mut(mine)).map_err(lost_prev)?;
-                    from_wire(mine);
-                    if forwards_finals {
-                        let _ = tx.send(Outgoing::Owned(FINAL, index as u32, mine.to_vec()));
+                        next_final += 1;
+                        finals_due -= 1;
+                        let mine = own[index].as_mut().ok_or_else(|| collective("ring block used twice"))?;
+                        r.read_exact(bytemuck::cast_slice_mut(mine)).map_err(lost_prev)?;
+                        from_wire(mine);
+                        if forwards_finals {
+                            let _ = tx.send(Outgoing::Owned(FINAL, index as u32, mine.to_vec()));
+                        }
                     }
                 }
+                Ok(())
+            })();
+            if read_all.is_err() {
+                // Unblock the writer (it may wait on a full socket): the reduction has failed.
+                let _ = next.shutdown(Shutdown::Both);
             }
             drop(tx);
-            writer
-                .join()
-                .map_err(|_| collective("ring writer panicked"))?
-                .map_err(|e| collective(format!("lost rank {next_rank} ({e})")))
+            let written = writer.join().map_err(|_| collective("ring writer panicked"))?;
+            read_all?;
+            written.map_err(|e| collective(format!("lost rank {next_rank} ({e})")))
         })
     }
 }
@@ -1116,6 +1122,30 @@ mod tests {
                 assert_eq!(wrong, 0, "world {world}, rank {r}: {wrong} sums differ from the rank-order sum");
             }
         }
+    }
+
+    #[test]
+    fn buffers_of_different_lengths_fail_on_every_rank_without_hanging() {
+        let (addr, server) = start(2);
+        let started = Instant::now();
+        let ranks: Vec<_> = (0..2usize)
+            .map(|r| {
+                let addr = addr.clone();
+                std::thread::spawn(move || -> Result<()> {
+                    let p = Peer::connect(&addr, &hello(r, 2, "a"), Duration::from_secs(10), Duration::from_secs(60))?;
+                    let mut v = vec![1.0f32; 10 * (r + 1)];
+                    p.sum_f32(&mut v)
+                })
+            })
+            .collect();
+        let errors: Vec<String> = ranks
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| panic!("rank panicked")).err().map(|e| e.to_string()).unwrap_or_default())
+            .collect();
+        assert!(errors.iter().any(|e| e.contains("different lengths")), "{errors:?}");
+        assert!(errors.iter().all(|e| !e.is_empty()), "every rank must fail: {errors:?}");
+        assert!(started.elapsed() < Duration::from_secs(40), "took {:?}", started.elapsed());
+        drop(server);
     }
 
     #[test]
