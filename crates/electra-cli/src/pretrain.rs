@@ -272,10 +272,10 @@ fn continued_config(init: &InitFrom) -> Result<PretrainConfig> {
     Ok(config)
 }
 
-/// The `chunk_size` recorded in a run directory's `config.json`: `None` when there is no readable
-/// config, `Some(None)` for a run without chunks.
-fn saved_chunk_size(out: &Path) -> Option<Option<usize>> {
-    electra_train::checkpoint::saved_config(out).ok().map(|c| c.chunk_size)
+/// The config recorded in a run directory's `config.json`; `None` when there is no readable
+/// config.
+fn saved_run_config(out: &Path) -> Option<PretrainConfig> {
+    electra_train::checkpoint::saved_config(out).ok()
 }
 
 struct TrainBar {
@@ -410,23 +410,21 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     if let Some(steps) = args.steps {
         config.steps = steps;
     }
-    match args.precision {
-        Some(precision) => config.precision = precision,
+    // Resuming: the config the run started with, read once.
+    let saved = if args.resume { saved_run_config(&args.out) } else { None };
+    match (args.precision, &saved) {
+        (Some(precision), _) => config.precision = precision,
         // Resuming without `--precision`: the run's own (so that `--resume` alone continues an
         // f16 or bf16 run; a config file that says otherwise is still refused by the check).
-        None if args.resume && args.config.is_none() => {
-            if let Ok(saved) = electra_train::checkpoint::saved_config(&args.out) {
-                config.precision = saved.precision;
-            }
-        }
-        None => {}
+        (None, Some(saved)) if args.config.is_none() => config.precision = saved.precision,
+        (None, _) => {}
     }
     backend::check_precision(config.precision)?;
     if config.chunk_size.is_none() {
         // Resuming: keep the chunking the run started with (`None` for runs from before batch
         // chunks existed), so that the resumed config matches the saved one.
-        config.chunk_size = match args.resume.then(|| saved_chunk_size(&args.out)).flatten() {
-            Some(saved) => saved,
+        config.chunk_size = match &saved {
+            Some(saved) => saved.chunk_size,
             None => Some(backend::DEFAULT_CHUNK),
         };
     }
@@ -594,17 +592,17 @@ mod tests {
     #[test]
     fn a_resumed_run_keeps_the_chunking_it_started_with() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(saved_chunk_size(dir.path()), None, "no config yet");
+        assert_eq!(saved_run_config(dir.path()).map(|c| c.chunk_size), None, "no config yet");
         let write = |c: &PretrainConfig| {
             std::fs::write(dir.path().join("config.json"), serde_json::to_string(c).unwrap_or_default())
                 .unwrap_or_else(|e| panic!("{e}"));
         };
         write(&PretrainConfig { chunk_size: Some(4), ..quick_config() });
-        assert_eq!(saved_chunk_size(dir.path()), Some(Some(4)));
+        assert_eq!(saved_run_config(dir.path()).map(|c| c.chunk_size), Some(Some(4)));
         // A run from before chunks: its config has no `chunk_size` at all.
         let mut old = serde_json::to_value(quick_config()).unwrap_or_default();
         old.as_object_mut().map(|o| o.remove("chunk_size"));
         std::fs::write(dir.path().join("config.json"), old.to_string()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(saved_chunk_size(dir.path()), Some(None));
+        assert_eq!(saved_run_config(dir.path()).map(|c| c.chunk_size), Some(None));
     }
 }

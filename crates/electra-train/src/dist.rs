@@ -455,8 +455,9 @@ impl Peer {
             let ring: Vec<String> = serde_json::from_slice(&answer)
                 .map_err(|e| collective(format!("the coordinator's list of ring addresses: {e}")))?;
             let joined = Ring::join(&listener, &ring, hello, Instant::now() + connect_wait.max(Duration::from_secs(30)));
-            peer.ring = Some(Mutex::new(joined.map_err(|e| peer.explain(e))?));
-            peer.ring.iter().for_each(|r| r.lock().iter().for_each(|r| r.set_timeout(timeout)));
+            let joined = joined.map_err(|e| peer.explain(e))?;
+            joined.set_timeout(timeout);
+            peer.ring = Some(Mutex::new(joined));
         }
         tracing::info!(rank = peer.rank, world = peer.world, %coordinator, "joined the job");
         Ok(peer)
@@ -1055,29 +1056,41 @@ mod tests {
         (addr, std::thread::spawn(move || c.serve(Duration::from_secs(20))))
     }
 
+    /// Ranks `ranks` of a job of `world` at `addr` (job "a"), one thread each: each connects,
+    /// then runs `f` with its rank and connection.
+    fn spawn_ranks<T: Send + 'static>(
+        addr: &str,
+        world: usize,
+        ranks: std::ops::Range<usize>,
+        f: impl Fn(usize, Peer) -> Result<T> + Send + Clone + 'static,
+    ) -> Vec<std::thread::JoinHandle<Result<T>>> {
+        ranks
+            .map(|r| {
+                let (addr, f) = (addr.to_string(), f.clone());
+                std::thread::spawn(move || {
+                    f(r, Peer::connect(&addr, &hello(r, world, "a"), Duration::from_secs(10), Duration::from_secs(30))?)
+                })
+            })
+            .collect()
+    }
+
     #[test]
     fn many_consecutive_reductions_sum_in_rank_order_on_every_rank() {
         let world = 3;
         let (addr, server) = start(world);
-        let ranks: Vec<_> = (0..world)
-            .map(|r| {
-                let addr = addr.clone();
-                std::thread::spawn(move || -> Result<Vec<f32>> {
-                    let p = Peer::connect(&addr, &hello(r, world, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
-                    let mut last = Vec::new();
-                    for step in 0..200 {
-                        let mut v = vec![r as f32 + step as f32, 0.1 * (r + 1) as f32, 1e-8];
-                        p.sum_f32(&mut v)?;
-                        let mut c = [1.0f64, r as f64];
-                        p.sum_f64(&mut c)?;
-                        assert_eq!(c, [3.0, 3.0]);
-                        last = v;
-                    }
-                    p.finish()?;
-                    Ok(last)
-                })
-            })
-            .collect();
+        let ranks = spawn_ranks(&addr, world, 0..world, |r, p| {
+            let mut last = Vec::new();
+            for step in 0..200 {
+                let mut v = vec![r as f32 + step as f32, 0.1 * (r + 1) as f32, 1e-8];
+                p.sum_f32(&mut v)?;
+                let mut c = [1.0f64, r as f64];
+                p.sum_f64(&mut c)?;
+                assert_eq!(c, [3.0, 3.0]);
+                last = v;
+            }
+            p.finish()?;
+            Ok(last)
+        });
         let results: Vec<Vec<f32>> = ranks.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("rank panicked")).unwrap_or_else(|e| panic!("{e}"))).collect();
         server.join().unwrap_or_else(|_| panic!("coordinator panicked")).unwrap_or_else(|e| panic!("{e}"));
         let expected = vec![0.0 + 1.0 + 2.0 + 3.0 * 199.0, (0.1f32 + 0.2f32) + 0.3f32, 3e-8];
@@ -1095,21 +1108,15 @@ mod tests {
         let value = |r: usize, i: usize| ((r * 7 + i * 13) % 1000) as f32 * 0.1 + if r == 0 { 1e7 } else { 0.0 };
         for world in [2usize, 4] {
             let (addr, server) = start(world);
-            let ranks: Vec<_> = (0..world)
-                .map(|r| {
-                    let addr = addr.clone();
-                    std::thread::spawn(move || -> Result<Vec<f32>> {
-                        let p = Peer::connect(&addr, &hello(r, world, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
-                        let mut v: Vec<f32> = (0..len).map(|i| value(r, i)).collect();
-                        for _ in 0..3 {
-                            v = (0..len).map(|i| value(r, i)).collect();
-                            p.sum_f32(&mut v)?;
-                        }
-                        p.finish()?;
-                        Ok(v)
-                    })
-                })
-                .collect();
+            let ranks = spawn_ranks(&addr, world, 0..world, move |r, p| {
+                let mut v = Vec::new();
+                for _ in 0..3 {
+                    v = (0..len).map(|i| value(r, i)).collect();
+                    p.sum_f32(&mut v)?;
+                }
+                p.finish()?;
+                Ok(v)
+            });
             let results: Vec<Vec<f32>> =
                 ranks.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("rank panicked")).unwrap_or_else(|e| panic!("{e}"))).collect();
             server.join().unwrap_or_else(|_| panic!("coordinator panicked")).unwrap_or_else(|e| panic!("{e}"));
@@ -1128,16 +1135,7 @@ mod tests {
     fn buffers_of_different_lengths_fail_on_every_rank_without_hanging() {
         let (addr, server) = start(2);
         let started = Instant::now();
-        let ranks: Vec<_> = (0..2usize)
-            .map(|r| {
-                let addr = addr.clone();
-                std::thread::spawn(move || -> Result<()> {
-                    let p = Peer::connect(&addr, &hello(r, 2, "a"), Duration::from_secs(10), Duration::from_secs(60))?;
-                    let mut v = vec![1.0f32; 10 * (r + 1)];
-                    p.sum_f32(&mut v)
-                })
-            })
-            .collect();
+        let ranks = spawn_ranks(&addr, 2, 0..2, |r, p| p.sum_f32(&mut vec![1.0f32; 10 * (r + 1)]));
         let errors: Vec<String> = ranks
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| panic!("rank panicked")).err().map(|e| e.to_string()).unwrap_or_default())
@@ -1171,17 +1169,11 @@ mod tests {
         for world in [2usize, 3] {
             let lost = world - 1;
             let (addr, server) = start(world);
-            let survivors: Vec<_> = (0..lost)
-                .map(|r| {
-                    let addr = addr.clone();
-                    std::thread::spawn(move || -> Result<()> {
-                        let p = Peer::connect(&addr, &hello(r, world, "a"), Duration::from_secs(10), Duration::from_secs(30))?;
-                        let mut v = vec![1.0f32; 100_000];
-                        p.sum_f32(&mut v)?;
-                        p.sum_f32(&mut v)
-                    })
-                })
-                .collect();
+            let survivors = spawn_ranks(&addr, world, 0..lost, |_, p| {
+                let mut v = vec![1.0f32; 100_000];
+                p.sum_f32(&mut v)?;
+                p.sum_f32(&mut v)
+            });
             {
                 let p = Peer::connect(&addr, &hello(lost, world, "a"), Duration::from_secs(10), Duration::from_secs(30))
                     .unwrap_or_else(|e| panic!("{e}"));

@@ -74,6 +74,11 @@ impl<B: Backend> Forward<B> {
     }
 }
 
+/// `loss` times f16's loss scale (1 in the other precisions: no operation recorded).
+fn scale_loss<B: Backend>(loss: Tensor<B, 1>, scale: f64) -> Tensor<B, 1> {
+    if scale == 1.0 { loss } else { loss.mul_scalar(scale) }
+}
+
 /// The random streams of one example: its masking and its generator samples.
 const MASK_STREAM: u64 = 0;
 const SAMPLE_STREAM: u64 = 1;
@@ -352,9 +357,7 @@ fn chunked_micro_batch<B: AutodiffBackend>(
         let part_seeds = &seeds[rows.clone()];
         let (part, part_masked) = chunk_of(batch, masked, rows);
         let f = forward_masked(replica, &part, &part_masked, norms, run, Sampling::Host(part_seeds))?;
-        let loss = f.training_loss(config);
-        let loss = if loss_scale == 1.0 { loss } else { loss.mul_scalar(loss_scale) };
-        Ok::<_, Error>((loss, (f.loss_values(), f.counts)))
+        Ok::<_, Error>((scale_loss(f.training_loss(config), loss_scale), (f.loss_values(), f.counts)))
     })?;
     let (mut mlm, mut disc) = (0.0f32, 0.0f32);
     for ((m, d), counts) in parts {
@@ -538,7 +541,6 @@ pub fn train_step_dist<B: AutodiffBackend>(
             Precision::F16 => optim.loss_scale.get_or_insert_with(LossScale::default).scale,
             _ => 1.0,
         };
-        let scaled = |loss: Tensor<B, 1>| if loss_scale == 1.0 { loss } else { loss.mul_scalar(loss_scale) };
         let device = model.embeddings.word_table().device();
         let seed = step_seed(config.seed, step);
         // The backend's generator (dropout and sampling without chunks): one stream per rank.
@@ -583,7 +585,7 @@ pub fn train_step_dist<B: AutodiffBackend>(
                 totals.add_part(mlm_v, disc_v, &batch);
             } else {
                 let (loss, part) = forward_on_device(&model, &batch, &masked, norms, config)?;
-                accumulator.accumulate(&model, GradientsParams::from_grads(scaled(loss).backward(), &model));
+                accumulator.accumulate(&model, GradientsParams::from_grads(scale_loss(loss, loss_scale).backward(), &model));
                 let part = part.inner();
                 tallies = Some(match tallies.take() {
                     Some(t) => t + part,
